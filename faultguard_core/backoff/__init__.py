@@ -1,0 +1,1 @@
+"""Backoff strategies: how long to wait before each retry."""

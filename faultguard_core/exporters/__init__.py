@@ -1,0 +1,1 @@
+"""Metric exporters: where faultguard's measurements go."""

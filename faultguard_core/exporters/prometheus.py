@@ -1,0 +1,196 @@
+"""The built-in Prometheus exporter, served on its own port at `/metrics`.
+
+The five `circuit_breaker_*` metrics keep the names and the `service` label
+that existing dashboards use. Each app gets its own `CollectorRegistry`, so
+several apps in one process (tests, library users) never share counters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from faultguard_core._markers import hookimpl
+from faultguard_core.breaker import BreakerSnapshot, StateChange
+from faultguard_core.exporters.base import ExporterContext, MetricsExporter
+from faultguard_core.settings import Settings
+
+OVERFLOW_SERVICE = "__other__"
+"""The `service` label value that takes every service over the label limit."""
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class ServiceLabels:
+    """Caps the number of distinct `service` label values.
+
+    The first `limit` services keep their own name; later ones share
+    `OVERFLOW_SERVICE`, so a caller sending many origins cannot blow up the
+    number of time series.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> str:
+        if service in self._known:
+            return service
+        with self._lock:
+            if service in self._known:
+                return service
+            if len(self._known) >= self._limit:
+                return OVERFLOW_SERVICE
+            self._known.add(service)
+            return service
+
+    def admitted(self, service: str) -> bool:
+        return self(service) == service
+
+
+class _StateCollector(Collector):
+    """Reads breaker states at scrape time, so the gauge is never stale."""
+
+    def __init__(
+        self,
+        snapshots: Callable[[], Iterable[BreakerSnapshot]],
+        labels: ServiceLabels,
+    ) -> None:
+        self._snapshots = snapshots
+        self._labels = labels
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "circuit_breaker_state",
+            "Breaker state: 0 closed, 1 open, 2 half-open.",
+            labels=["service"],
+        )
+        for snapshot in self._snapshots():
+            if self._labels.admitted(snapshot.name):
+                gauge.add_metric([snapshot.name], snapshot.state.gauge_value)
+        yield gauge
+
+
+class PrometheusExporter(MetricsExporter):
+    """Keeps the metrics in a private registry and serves them over HTTP."""
+
+    def __init__(self, context: ExporterContext) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._context = context
+        self._labels = ServiceLabels(context.service_name_limit)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+        self.registry.register(_StateCollector(context.snapshots, self._labels))
+        self.failures = Counter(
+            "circuit_breaker_failures",
+            "Failed upstream attempts.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "circuit_breaker_retries",
+            "Retry attempts sent upstream.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "circuit_breaker_latency_seconds",
+            "Duration of each guarded call, end to end.",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.fallback_success = Counter(
+            "circuit_breaker_fallback_success",
+            "Calls answered from the fallback store.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.calls = Counter(
+            "circuit_breaker_calls",
+            "Guarded calls by outcome and by the source of the response.",
+            ["service", "outcome", "source"],
+            registry=self.registry,
+        )
+        self.transitions = Counter(
+            "circuit_breaker_state_transitions",
+            "Breaker state transitions, by the state entered.",
+            ["service", "state"],
+            registry=self.registry,
+        )
+        self.attempt_failures = Counter(
+            "circuit_breaker_attempt_failures",
+            "Failed upstream attempts by reason (status code or error kind).",
+            ["service", "reason"],
+            registry=self.registry,
+        )
+
+    def start(self) -> None:
+        if self._context.port == 0:
+            return
+        self._server, self._thread = start_http_server(
+            self._context.port, addr=self._context.host, registry=self.registry
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def attempt_failed(self, service: str, reason: str) -> None:
+        label = self._labels(service)
+        self.failures.labels(label).inc()
+        self.attempt_failures.labels(label, reason).inc()
+
+    def retry_sent(self, service: str) -> None:
+        self.retries.labels(self._labels(service)).inc()
+
+    def call_finished(
+        self, service: str, source: str, outcome: str, duration: float
+    ) -> None:
+        label = self._labels(service)
+        self.latency.labels(label).observe(duration)
+        self.calls.labels(label, outcome, source).inc()
+
+    def fallback_served(self, service: str, age_seconds: float) -> None:
+        self.fallback_success.labels(self._labels(service)).inc()
+
+    def state_changed(self, change: StateChange) -> None:
+        self.transitions.labels(self._labels(change.name), change.new.value).inc()
+
+
+def _build(settings: Settings, context: ExporterContext) -> MetricsExporter:
+    return PrometheusExporter(context)
+
+
+@hookimpl
+def faultguard_register_metric_exporters(
+    register: Callable[[str, Callable[[Settings, ExporterContext], MetricsExporter]], None],
+) -> None:
+    register("prometheus", _build)

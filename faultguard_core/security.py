@@ -1,0 +1,122 @@
+"""Target checks: which URLs faultguard may call.
+
+Only absolute `http` and `https` URLs are accepted. Hosts in a blocked network
+(link-local 169.254.0.0/16 and the cloud metadata address fd00:ec2::254 by
+default) are rejected, whether the URL names the address directly, in an
+unusual numeric form, or through a hostname that resolves to it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+
+from faultguard_core.errors import FaultguardError, TargetForbiddenError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Returns the addresses a host name resolves to."""
+
+
+class InvalidTargetError(FaultguardError):
+    """The URL is not an absolute http or https URL with a host."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed, accepted upstream URL."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the operating system's resolver, off the event loop."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Parse CIDR strings; raises ValueError naming the invalid one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"invalid network {value!r}: {exc}") from None
+    return tuple(networks)
+
+
+def parse_target(url: str) -> Target:
+    """Return the scheme, host and port of `url`, or raise InvalidTargetError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTargetError(f"invalid url {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidTargetError(
+            f"invalid url {url!r}: only http and https URLs are allowed"
+        )
+    if not parts.hostname:
+        raise InvalidTargetError(f"invalid url {url!r}: the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidTargetError(
+            f"invalid url: credentials in the URL are not allowed; send them"
+            f" in an Authorization header (host {parts.hostname!r})"
+        )
+    default_port = 443 if scheme == "https" else 80
+    return Target(scheme, parts.hostname, port or default_port)
+
+
+def _as_address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _blocked(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address in network for network in networks)
+
+
+async def check_target(
+    url: str,
+    networks: tuple[IPNetwork, ...],
+    resolver: Resolver = system_resolver,
+) -> Target:
+    """Raise InvalidTargetError or TargetForbiddenError unless `url` may be called.
+
+    A hostname is resolved and every address it resolves to is checked. A
+    name that does not resolve passes, and the transport reports the failure.
+    """
+    # NOTE: the transport resolves the name again, so a DNS server that
+    # answers differently the second time (DNS rebinding) is not caught here.
+    target = parse_target(url)
+    literal = _as_address(target.host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            resolved = await resolver(target.host, target.port)
+        except OSError:
+            return target
+        addresses = [a for a in map(_as_address, resolved) if a is not None]
+    for address in addresses:
+        if _blocked(address, networks):
+            raise TargetForbiddenError(
+                f"target host {target.host!r} resolves to {address}, which is in a"
+                " blocked network (security.blocked_networks)"
+            )
+    return target

@@ -1,0 +1,51 @@
+"""The Litestar app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from faultguard_core.guard import Guard
+from faultguard_core.security import parse_networks
+from faultguard_core.server import routes
+from faultguard_core.server.problems import http_exception_handler, internal_error_handler
+from faultguard_core.settings import Settings
+
+
+def create_app(settings: Settings, guard: Guard | None = None) -> Litestar:
+    """Build the REST app for `settings`.
+
+    The guard (plugins, store, transport, exporters) is built here unless one
+    is passed in; it is opened when the app starts and closed when it stops.
+    """
+    guard = guard or Guard.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with guard:
+            yield
+
+    app = Litestar(
+        route_handlers=[
+            routes.execute,
+            routes.health,
+            routes.ready,
+            routes.list_breakers,
+            routes.get_breaker,
+        ],
+        lifespan=[lifespan],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=OpenAPIConfig(title="faultguard", version="0.1.0", path="/schema"),
+        request_max_body_size=settings.server.max_body_bytes,
+        debug=False,
+    )
+    app.state.guard = guard
+    app.state.blocked_networks = parse_networks(settings.security.blocked_networks)
+    return app

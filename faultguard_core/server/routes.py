@@ -1,0 +1,194 @@
+"""Route handlers of the REST API."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from faultguard_core.errors import (
+    CircuitRejectedError,
+    ConfigError,
+    DeadlineExceededError,
+    StorageError,
+    TargetForbiddenError,
+    UpstreamFailedError,
+)
+from faultguard_core.guard import Call, CallResult, Guard
+from faultguard_core.security import InvalidTargetError, check_target
+from faultguard_core.server.problems import problem
+from faultguard_core.server.schemas import BreakerView, ExecuteRequest, ExecuteResponse
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def _rfc3339(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _envelope(result: CallResult) -> Response[bytes]:
+    envelope = ExecuteResponse(
+        result=result.body.decode("utf-8", errors="replace"),
+        source=result.source,
+        status_code=result.status_code,
+        attempts=result.attempts,
+        service=result.service,
+        state=result.state.value,
+    )
+    if result.stored_at is not None:
+        envelope.stored_at = _rfc3339(result.stored_at)
+        envelope.age_seconds = round(result.age_seconds or 0.0, 3)
+    return Response(
+        content=msgspec.json.encode(envelope),
+        status_code=result.status_code,
+        media_type="application/json",
+        headers={
+            "X-Faultguard-Source": result.source,
+            "X-Faultguard-Attempts": str(result.attempts),
+            "X-Faultguard-State": result.state.value,
+        },
+    )
+
+
+def _invalid_headers(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            return f"invalid header name {name!r}"
+        if _BAD_VALUE.search(value):
+            return f"invalid value of header {name!r}: control characters"
+    return None
+
+
+@post("/execute", status_code=200, summary="Call an upstream URL through the guard")
+async def execute(
+    request: Request[Any, Any, Any], data: ExecuteRequest, state: State
+) -> Response[bytes]:
+    """Call `url` through the breaker, retries and fallback store.
+
+    The response mirrors the delivered status and wraps the body in a JSON
+    envelope; errors are RFC 9457 problem documents.
+    """
+    guard: Guard = state.guard
+    settings = guard.settings
+
+    header_error = _invalid_headers(data.headers)
+    if header_error is not None:
+        return problem(400, header_error)
+    if data.service is not None and data.service not in settings.services:
+        return problem(400, f"unknown service {data.service!r}; configure it under [services]")
+    try:
+        target = await check_target(data.url, state.blocked_networks)
+    except InvalidTargetError as exc:
+        return problem(400, str(exc))
+    except TargetForbiddenError as exc:
+        return problem(403, str(exc))
+    if data.service is not None:
+        allowed = settings.services[data.service].allowed_hosts
+        if allowed and target.host not in allowed:
+            return problem(
+                403,
+                f"host {target.host!r} is not in services.{data.service}.allowed_hosts",
+            )
+
+    call = Call(
+        key=data.key,
+        url=data.url,
+        method=data.method.upper(),
+        headers=tuple(data.headers.items()),
+        body=data.body.encode() if data.body is not None else None,
+        service=data.service,
+        timeout=data.timeout,
+    )
+    try:
+        result = await guard.execute(call)
+    except CircuitRejectedError as exc:
+        retry_after = max(1, math.ceil(exc.retry_after))
+        return problem(
+            503,
+            str(exc),
+            headers={"Retry-After": str(retry_after), "X-Faultguard-State": exc.state},
+            service=exc.service,
+            state=exc.state,
+            attempts=exc.attempts,
+        )
+    except UpstreamFailedError as exc:
+        return problem(
+            502,
+            str(exc),
+            headers={"X-Faultguard-State": exc.state},
+            service=exc.service,
+            state=exc.state,
+            attempts=exc.attempts,
+            upstream_status=exc.upstream_status,
+        )
+    except DeadlineExceededError as exc:
+        return problem(
+            504,
+            str(exc),
+            headers={"X-Faultguard-State": exc.state},
+            service=exc.service,
+            state=exc.state,
+            attempts=exc.attempts,
+        )
+    except ConfigError as exc:
+        return problem(400, str(exc))
+    return _envelope(result)
+
+
+@get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    """Return 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@get("/ready", summary="Readiness: storage and plugins usable")
+async def ready(state: State) -> Response[bytes]:
+    """Return 200 when the fallback store answers, 503 with the reason when not."""
+    guard: Guard = state.guard
+    try:
+        await guard.store.check()
+    except StorageError as exc:
+        return problem(503, f"storage not ready: {exc}")
+    body = {"status": "ready", "storage": guard.settings.storage.backend}
+    return Response(content=msgspec.json.encode(body), media_type="application/json")
+
+
+def _view(guard: Guard, name: str) -> BreakerView | None:
+    breaker = guard.breakers.find(name)
+    if breaker is None:
+        return None
+    snapshot = breaker.snapshot()
+    open_until = None
+    if snapshot.open_remaining > 0:
+        open_until = _rfc3339(guard.clock.wall() + snapshot.open_remaining)
+    return BreakerView(
+        service=snapshot.name,
+        state=snapshot.state.value,
+        consecutive_failures=snapshot.consecutive_failures,
+        half_open_in_flight=snapshot.half_open_in_flight,
+        open_remaining_seconds=round(snapshot.open_remaining, 3),
+        open_until=open_until,
+    )
+
+
+@get("/breakers", summary="Every breaker's state and counts")
+async def list_breakers(state: State) -> list[BreakerView]:
+    """Return the breakers created so far, named by service or origin."""
+    guard: Guard = state.guard
+    views = [_view(guard, snapshot.name) for snapshot in guard.breakers.snapshots()]
+    return [view for view in views if view is not None]
+
+
+@get("/breakers/{service:str}", summary="One breaker's state and counts")
+async def get_breaker(service: str, state: State) -> Response[bytes]:
+    """Return one breaker, or 404 if no call has created it yet."""
+    view = _view(state.guard, service)
+    if view is None:
+        return problem(404, f"no breaker named {service!r}")
+    return Response(content=msgspec.json.encode(view), media_type="application/json")

@@ -1,0 +1,279 @@
+"""One `Settings` class and its loader.
+
+Sources, lowest precedence first: defaults, the TOML file, `FAULTGUARD_*`
+environment variables (`__` between levels), then explicit arguments (the
+command line). A config file that is named but missing is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from faultguard_core.durations import Duration
+from faultguard_core.errors import ConfigError
+
+CONFIG_ENV_VAR = "FAULTGUARD_CONFIG"
+ENV_PREFIX = "FAULTGUARD_"
+
+
+def _split_names(value: Any) -> Any:
+    """Accept `a,b` or a JSON list from the environment for a list of names."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+NameList = Annotated[list[str], NoDecode, BeforeValidator(_split_names)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(_Section):
+    """The REST listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class MetricsSettings(_Section):
+    """Metric exporters and the Prometheus listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9090, ge=0, le=65535)
+    exporters: NameList = ["prometheus"]
+    max_services: int = Field(100, ge=1)
+
+
+class StorageSettings(_Section):
+    """Where fallback responses are kept."""
+
+    backend: str = "sqlite"
+    path: Path = Path("./fallback.db")
+    busy_timeout: Duration = 5.0
+    max_entry_bytes: int = Field(1_048_576, gt=0)
+
+
+class BreakerSettings(_Section):
+    """The circuit breaker of each service or origin."""
+
+    max_failures: int = Field(5, ge=1)
+    open_duration: Duration = 30.0
+    half_open_max_calls: int = Field(1, ge=1)
+
+
+class RetrySettings(_Section):
+    """Retries of failed attempts."""
+
+    max_retries: int = Field(3, ge=0, le=100)
+    backoff: str = "exponential"
+    base_delay: Duration = 0.1
+    max_delay: Duration = 10.0
+    multiplier: float = Field(2.0, ge=1.0)
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> RetrySettings:
+        if self.max_delay < self.base_delay:
+            raise ValueError(
+                f"retry.max_delay ({self.max_delay}s) is below retry.base_delay"
+                f" ({self.base_delay}s); raise max_delay or lower base_delay"
+            )
+        return self
+
+
+class RequestSettings(_Section):
+    """Timeouts and limits of upstream requests."""
+
+    timeout: Duration = 2.0
+    deadline: Duration = 10.0
+    max_response_bytes: int = Field(10_485_760, gt=0)
+    follow_redirects: bool = False
+
+
+class TransportSettings(_Section):
+    """The HTTP client that sends upstream requests."""
+
+    name: str = "httpx"
+    max_connections: int = Field(100, ge=1)
+    max_keepalive_connections: int = Field(20, ge=0)
+    keepalive_expiry: Duration = 5.0
+
+
+class SecuritySettings(_Section):
+    """Protection of the API and of the targets it may call."""
+
+    admin_token: str | None = None
+    blocked_networks: NameList = ["169.254.0.0/16", "fd00:ec2::254/128"]
+
+
+class PluginSettings(_Section):
+    """Plugin loading."""
+
+    autoload: bool = True
+    block: NameList = []
+
+
+class ServiceSettings(_Section):
+    """A named upstream service: its own URL policy and overrides of the globals.
+
+    The `breaker`, `retry` and `request` tables hold only the keys that differ
+    from the global sections; `Settings` merges and validates them at load time.
+    """
+
+    url: str | None = None
+    allowed_hosts: NameList = []
+    breaker: dict[str, Any] = {}
+    retry: dict[str, Any] = {}
+    request: dict[str, Any] = {}
+
+
+class ServicePolicy(BaseModel):
+    """The effective settings of one service after merging its overrides."""
+
+    model_config = ConfigDict(frozen=True)
+
+    breaker: BreakerSettings
+    retry: RetrySettings
+    request: RequestSettings
+
+
+class Settings(BaseSettings):
+    """Every faultguard setting. Build one with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    storage: StorageSettings = StorageSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    retry: RetrySettings = RetrySettings()
+    request: RequestSettings = RequestSettings()
+    transport: TransportSettings = TransportSettings()
+    security: SecuritySettings = SecuritySettings()
+    plugins: PluginSettings = PluginSettings()
+    services: dict[str, ServiceSettings] = {}
+
+    _policies: dict[str, ServicePolicy] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _merge_service_overrides(self) -> Settings:
+        policies = {}
+        for name, service in self.services.items():
+            sections: dict[str, BaseModel] = {}
+            for section in ("breaker", "retry", "request"):
+                base = getattr(self, section)
+                overrides = getattr(service, section)
+                try:
+                    sections[section] = type(base).model_validate(
+                        {**base.model_dump(), **overrides}
+                    )
+                except ValidationError as exc:
+                    raise ValueError(
+                        f"services.{name}.{section}: {_describe(exc)}"
+                    ) from None
+            policies[name] = ServicePolicy.model_validate(sections)
+        self._policies = policies
+        return self
+
+    def default_policy(self) -> ServicePolicy:
+        """Return the policy of calls that name no configured service."""
+        return ServicePolicy(
+            breaker=self.breaker, retry=self.retry, request=self.request
+        )
+
+    def policy_for(self, service: str) -> ServicePolicy:
+        """Return the merged policy of a configured service; KeyError if unknown."""
+        return self._policies[service]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        parts.append(f"{where}={value!r}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build `Settings` from defaults, a TOML file, the environment and overrides.
+
+    `config_file` wins over `FAULTGUARD_CONFIG`. `overrides` are nested dicts
+    (`{"server": {"port": 9000}}`) with the highest precedence. Raises
+    `ConfigError` naming the setting and the value when anything is invalid.
+    """
+    path = config_file if config_file is not None else os.environ.get(CONFIG_ENV_VAR)
+    model_config = dict(Settings.model_config)
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {str(path)!r} not found: create it, or unset"
+                f" {CONFIG_ENV_VAR} and --config to run on defaults"
+            )
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}")
+        model_config["toml_file"] = path
+    sourced: type[Settings] = type(
+        "Settings", (Settings,), {"model_config": model_config}
+    )
+    try:
+        return sourced(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None

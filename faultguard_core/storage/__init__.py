@@ -1,0 +1,1 @@
+"""Fallback stores: the contract and the built-in memory and SQLite backends."""

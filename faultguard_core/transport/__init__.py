@@ -1,0 +1,1 @@
+"""Transports: how faultguard sends upstream requests."""

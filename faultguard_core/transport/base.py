@@ -1,0 +1,84 @@
+"""The transport contract and the errors a transport raises."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from faultguard_core.errors import FaultguardError
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One request to send upstream; hop-by-hop headers are already removed."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A complete upstream response: the whole body has been read."""
+
+    status_code: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of header `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+class TransportError(FaultguardError):
+    """An attempt produced no complete response.
+
+    `request_sent` is False only when the transport knows that no byte of the
+    request reached the upstream (a refused connection), which makes even a
+    non-idempotent request safe to retry.
+    """
+
+    request_sent: bool = True
+
+
+class UpstreamConnectError(TransportError):
+    """The connection could not be established; nothing was sent."""
+
+    request_sent = False
+
+
+class UpstreamTimeoutError(TransportError):
+    """The attempt did not finish (headers and whole body) within its timeout."""
+
+
+class UpstreamProtocolError(TransportError):
+    """The connection broke or the upstream sent something that is not HTTP."""
+
+
+class ResponseTooLargeError(TransportError):
+    """The response body exceeded `request.max_response_bytes`."""
+
+
+class Transport(ABC):
+    """Sends one request and returns the complete response.
+
+    Implementations keep a shared connection pool and must be safe to call
+    from many tasks at once.
+    """
+
+    @abstractmethod
+    async def send(self, request: UpstreamRequest, timeout: float) -> UpstreamResponse:
+        """Send `request` and read the whole response within `timeout` seconds.
+
+        Raises a `TransportError` subclass for every failure to get a complete
+        response; an HTTP error status is a response, not an exception.
+        Cancellation propagates unchanged and leaves the pool usable.
+        """
+
+    async def aclose(self) -> None:
+        """Close pooled connections. Called once at shutdown."""
