@@ -32,7 +32,11 @@ class BreakerState(enum.Enum):
         return _GAUGE_VALUES[self]
 
 
-_GAUGE_VALUES = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
+_GAUGE_VALUES = {
+    BreakerState.CLOSED: 0,
+    BreakerState.OPEN: 1,
+    BreakerState.HALF_OPEN: 2,
+}
 
 
 class Outcome(enum.Enum):

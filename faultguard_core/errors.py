@@ -30,9 +30,7 @@ class CircuitOpenError(FaultguardError):
         self.name = name
         self.state = state
         self.retry_after = retry_after
-        super().__init__(
-            f"circuit {name!r} is {state}; retry in {retry_after:.3f}s"
-        )
+        super().__init__(f"circuit {name!r} is {state}; retry in {retry_after:.3f}s")
 
 
 class TargetForbiddenError(FaultguardError):

@@ -26,7 +26,7 @@ class FallbackServed:
     status_code: int
     age_seconds: float
     reason: str
-    """Why the upstream was not used: `upstream_failed`, `circuit_open` or `deadline`."""
+    """Why the upstream was not used: `upstream_failed`, `circuit_open`, `deadline`."""
 
 
 @dataclass(frozen=True, slots=True)

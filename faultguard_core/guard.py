@@ -182,7 +182,7 @@ class Guard:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> Guard:
-        """Build a guard with the backends, transport and exporters the settings name."""
+        """Build a guard from the backend, transport and exporters named in settings."""
         host = plugins or build_plugin_host(settings)
         store = host.storage_backends.get(settings.storage.backend)(settings)
         transport = host.transports.get(settings.transport.name)(settings)
@@ -295,7 +295,9 @@ class Guard:
         while True:
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
-                return await self._give_up_deadline(service, breaker, entry_key, attempts)
+                return await self._give_up_deadline(
+                    service, breaker, entry_key, attempts
+                )
             try:
                 permit = breaker.acquire()
             except CircuitOpenError as exc:
@@ -355,7 +357,9 @@ class Guard:
             if response is not None:
                 delay = max(delay, _retry_after(response, policy.retry.max_delay))
             if self.clock.monotonic() + delay >= deadline:
-                return await self._give_up_deadline(service, breaker, entry_key, attempts)
+                return await self._give_up_deadline(
+                    service, breaker, entry_key, attempts
+                )
             if self._events and self.plugins is not None:
                 self.plugins.emit_retry_scheduled(
                     RetryScheduled(service, call.key, attempts, delay, reason)
@@ -364,7 +368,9 @@ class Guard:
 
         if self.clock.monotonic() >= deadline:
             return await self._give_up_deadline(service, breaker, entry_key, attempts)
-        fallback = await self._fallback(service, entry_key, attempts, breaker, "upstream_failed")
+        fallback = await self._fallback(
+            service, entry_key, attempts, breaker, "upstream_failed"
+        )
         if fallback is not None:
             return fallback
         raise UpstreamFailedError(
@@ -383,7 +389,9 @@ class Guard:
         attempts: int,
         retry_after: float,
     ) -> CallResult:
-        fallback = await self._fallback(service, entry_key, attempts, breaker, "circuit_open")
+        fallback = await self._fallback(
+            service, entry_key, attempts, breaker, "circuit_open"
+        )
         if fallback is not None:
             return fallback
         raise CircuitRejectedError(
@@ -397,7 +405,9 @@ class Guard:
     async def _give_up_deadline(
         self, service: str, breaker: CircuitBreaker, entry_key: EntryKey, attempts: int
     ) -> CallResult:
-        fallback = await self._fallback(service, entry_key, attempts, breaker, "deadline")
+        fallback = await self._fallback(
+            service, entry_key, attempts, breaker, "deadline"
+        )
         if fallback is not None:
             return fallback
         raise DeadlineExceededError(
@@ -459,12 +469,10 @@ class Guard:
             # The caller still gets the fresh response; only the fallback copy is lost.
             logger.warning("fallback_write_failed", extra={"error": str(exc)})
 
-    def _finish(
-        self, call: Call, service: str, started: float, result: object
-    ) -> None:
+    def _finish(self, call: Call, service: str, started: float, result: object) -> None:
         duration = self.clock.monotonic() - started
         status: int | None = None
-        attempts = 0
+        source: str
         if isinstance(result, CallResult):
             source = result.source
             outcome = "success" if result.source == "upstream" else "failure"

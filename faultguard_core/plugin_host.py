@@ -108,9 +108,7 @@ class PluginHost:
             "metric exporter", "metrics.exporters"
         )
         self.transports: Registry[Any] = Registry("transport", "transport.name")
-        self._collect(
-            "faultguard_register_backoff_strategies", self.backoff_strategies
-        )
+        self._collect("faultguard_register_backoff_strategies", self.backoff_strategies)
         self._collect("faultguard_register_storage_backends", self.storage_backends)
         self._collect("faultguard_register_metric_exporters", self.metric_exporters)
         self._collect("faultguard_register_transports", self.transports)
@@ -141,8 +139,7 @@ class PluginHost:
     def has_event_listeners(self) -> bool:
         """Return True if any plugin implements an event hook."""
         return any(
-            getattr(self._pm.hook, name).get_hookimpls()
-            for name in _EVENT_HOOKS
+            getattr(self._pm.hook, name).get_hookimpls() for name in _EVENT_HOOKS
         )
 
     def emit_state_change(self, change: Any) -> None:

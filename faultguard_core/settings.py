@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -75,7 +76,13 @@ class MetricsSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Where fallback responses are kept."""
+    """Where fallback responses are kept.
+
+    Extra keys are allowed so that a storage plugin can read its own settings
+    (for example `storage.redis.url`) from this section.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
 
     backend: str = "sqlite"
     path: Path = Path("./fallback.db")
@@ -134,6 +141,14 @@ class SecuritySettings(_Section):
 
     admin_token: str | None = None
     blocked_networks: NameList = ["169.254.0.0/16", "fd00:ec2::254/128"]
+
+    @field_validator("blocked_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        from faultguard_core.security import parse_networks
+
+        parse_networks(value)
+        return value
 
 
 class PluginSettings(_Section):
@@ -239,9 +254,12 @@ class Settings(BaseSettings):
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
         where = ".".join(str(part) for part in error["loc"])
-        value = error.get("input")
-        parts.append(f"{where}={value!r}: {error['msg']}")
+        if where:
+            parts.append(f"{where}={error.get('input')!r}: {message}")
+        else:
+            parts.append(message)
     return "; ".join(parts)
 
 
@@ -268,7 +286,9 @@ def load_settings(
             with path.open("rb") as handle:
                 tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}")
+            raise ConfigError(
+                f"config file {str(path)!r} is not valid TOML: {exc}"
+            ) from None
         model_config["toml_file"] = path
     sourced: type[Settings] = type(
         "Settings", (Settings,), {"model_config": model_config}

@@ -12,7 +12,10 @@ from litestar.openapi import OpenAPIConfig
 from faultguard_core.guard import Guard
 from faultguard_core.security import parse_networks
 from faultguard_core.server import routes
-from faultguard_core.server.problems import http_exception_handler, internal_error_handler
+from faultguard_core.server.problems import (
+    http_exception_handler,
+    internal_error_handler,
+)
 from faultguard_core.settings import Settings
 
 
@@ -42,7 +45,9 @@ def create_app(settings: Settings, guard: Guard | None = None) -> Litestar:
             HTTPException: http_exception_handler,
             Exception: internal_error_handler,
         },
-        openapi_config=OpenAPIConfig(title="faultguard", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="faultguard", version="0.1.0", path="/schema"
+        ),
         request_max_body_size=settings.server.max_body_bytes,
         debug=False,
     )

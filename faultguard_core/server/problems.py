@@ -49,7 +49,9 @@ def problem(
     )
 
 
-def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def http_exception_handler(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[bytes]:
     """Turn Litestar's own client errors (validation, size, routing) into problems."""
     extensions: dict[str, Any] = {}
     if isinstance(exc, ValidationException) and exc.extra:
@@ -61,7 +63,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     return problem(exc.status_code, detail, headers=headers, **extensions)
 
 
-def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def internal_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[bytes]:
     """Answer an unexpected error with a problem that leaks no internals."""
     import logging
 

@@ -81,7 +81,9 @@ async def execute(
     if header_error is not None:
         return problem(400, header_error)
     if data.service is not None and data.service not in settings.services:
-        return problem(400, f"unknown service {data.service!r}; configure it under [services]")
+        return problem(
+            400, f"unknown service {data.service!r}; configure it under [services]"
+        )
     try:
         target = await check_target(data.url, state.blocked_networks)
     except InvalidTargetError as exc:

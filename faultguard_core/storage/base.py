@@ -58,9 +58,11 @@ class FallbackStore(ABC):
         Called once before the first request. Raises `StorageError` with the
         path or address and what to do when the backend cannot be used.
         """
+        return None
 
     async def close(self) -> None:
         """Release resources. Called once at shutdown; must be safe to repeat."""
+        return None
 
     @abstractmethod
     async def get(self, key: EntryKey) -> StoredResponse | None:
@@ -83,3 +85,4 @@ class FallbackStore(ABC):
 
         Used by the readiness endpoint. The default does nothing.
         """
+        return None

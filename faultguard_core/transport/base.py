@@ -82,3 +82,4 @@ class Transport(ABC):
 
     async def aclose(self) -> None:
         """Close pooled connections. Called once at shutdown."""
+        return None

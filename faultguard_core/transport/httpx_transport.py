@@ -82,9 +82,12 @@ class HttpxTransport(Transport):
             timeout=httpx.Timeout(timeout),
         ) as response:
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit():
-                if int(declared) > self._max_response_bytes:
-                    raise ResponseTooLargeError(self._too_large_message())
+            if (
+                declared is not None
+                and declared.isdigit()
+                and int(declared) > self._max_response_bytes
+            ):
+                raise ResponseTooLargeError(self._too_large_message())
             chunks = []
             size = 0
             async for chunk in response.aiter_bytes():

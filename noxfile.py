@@ -1,0 +1,44 @@
+"""Developer sessions: tests, lint, typecheck, docs, bench.
+
+Every session builds its own virtual environment from pyproject.toml, so a
+fresh clone needs only Python 3.11+ and `pip install nox`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+REDIS_PLUGIN = "plugins/faultguard-redis"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (unit, contract, server and end-to-end)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check formatting and lint rules with ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check faultguard_core with strict mypy."""
+    session.install("-e", ".[test]", "mypy>=1.11")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Measure /execute against the upstream directly, with wrk, in one run."""
+    session.install("-e", ".")
+    session.run("python", "bench/run.py", *session.posargs)
