@@ -50,6 +50,8 @@ def create_app(settings: Settings, guard: Guard | None = None) -> Litestar:
         ),
         request_max_body_size=settings.server.max_body_bytes,
         debug=False,
+        # The CLI configures logging; the app must not install its own handlers.
+        logging_config=None,
     )
     app.state.guard = guard
     app.state.blocked_networks = parse_networks(settings.security.blocked_networks)

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 
 from faultguard_core.errors import (
     CircuitRejectedError,
@@ -67,7 +68,7 @@ def _invalid_headers(headers: dict[str, str]) -> str | None:
 
 @post("/execute", status_code=200, summary="Call an upstream URL through the guard")
 async def execute(
-    request: Request[Any, Any, Any], data: ExecuteRequest, state: State
+    request: Request[Any, Any, Any], data: JSONBody[ExecuteRequest], state: State
 ) -> Response[bytes]:
     """Call `url` through the breaker, retries and fallback store.
 
@@ -188,7 +189,7 @@ async def list_breakers(state: State) -> list[BreakerView]:
 
 
 @get("/breakers/{service:str}", summary="One breaker's state and counts")
-async def get_breaker(service: str, state: State) -> Response[bytes]:
+async def get_breaker(service: FromPath[str], state: State) -> Response[bytes]:
     """Return one breaker, or 404 if no call has created it yet."""
     view = _view(state.guard, service)
     if view is None:

@@ -1,0 +1,1 @@
+"""Test helpers for faultguard and its plugins: a pytest plugin and contract suites."""
