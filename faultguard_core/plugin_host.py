@@ -123,13 +123,16 @@ class PluginHost:
             def register(name: str, factory: Any, _plugin: str = plugin) -> None:
                 registry.add(name, factory, _plugin)
 
-            impl.function(register=register)
+            if "register" in impl.argnames:
+                impl.function(register=register)
 
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         caller = getattr(self._pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():
+            # pluggy lets an implementation declare a subset of the arguments.
+            arguments = {name: kwargs[name] for name in impl.argnames}
             try:
-                impl.function(**kwargs)
+                impl.function(**arguments)
             except Exception:
                 logger.exception(
                     "plugin_hook_failed",
@@ -191,7 +194,10 @@ def build_plugin_host(
 
     infos: list[PluginInfo] = []
     origins: dict[str, str] = {}
-    version = importlib.metadata.version("faultguard")
+    try:
+        version = importlib.metadata.version("faultguard")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
 
     def add(name: str, plugin: object, info: PluginInfo, origin: str) -> None:
         if name in blocked:
@@ -204,6 +210,11 @@ def build_plugin_host(
             )
         try:
             manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(
+                f"plugin {name!r} from {origin} has an invalid hook"
+                f" implementation: {exc}"
+            ) from exc
         except ValueError as exc:
             raise PluginError(f"cannot register plugin {name!r}: {exc}") from exc
         origins[name] = origin
@@ -239,8 +250,9 @@ def build_plugin_host(
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
+        name = manager.get_name(exc.plugin) or repr(exc.plugin)
         raise PluginError(
-            f"plugin {exc.plugin!r} implements a hook that faultguard does not"
+            f"plugin {name!r} implements a hook that faultguard does not"
             f" define: {exc}; check the hook's spelling against"
             " faultguard_core.hookspecs"
         ) from exc

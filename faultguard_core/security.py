@@ -55,24 +55,34 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
 
 
 def parse_target(url: str) -> Target:
-    """Return the scheme, host and port of `url`, or raise InvalidTargetError."""
+    """Return the scheme, host and port of `url`, or raise InvalidTargetError.
+
+    Messages never repeat the URL, which may carry credentials or tokens.
+    """
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError as exc:
-        raise InvalidTargetError(f"invalid url {url!r}: {exc}") from None
+        raise InvalidTargetError(f"invalid url: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
+        shown = f"{scheme!r}" if scheme else "none"
         raise InvalidTargetError(
-            f"invalid url {url!r}: only http and https URLs are allowed"
+            f"invalid url scheme {shown}: only absolute http and https URLs"
+            " are allowed"
         )
     if not parts.hostname:
-        raise InvalidTargetError(f"invalid url {url!r}: the URL has no host")
+        raise InvalidTargetError("invalid url: the URL has no host")
     if parts.username is not None or parts.password is not None:
         raise InvalidTargetError(
-            f"invalid url: credentials in the URL are not allowed; send them"
+            "invalid url: credentials in the URL are not allowed; send them"
             f" in an Authorization header (host {parts.hostname!r})"
         )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTargetError(
+            f"invalid url port for host {parts.hostname!r}: {exc}"
+        ) from None
     default_port = 443 if scheme == "https" else 80
     return Target(scheme, parts.hostname, port or default_port)
 

@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from faultguard_core.guard import Guard
-from faultguard_core.security import parse_networks
+from faultguard_core.security import Resolver, parse_networks, system_resolver
 from faultguard_core.server import routes
 from faultguard_core.server.problems import (
     http_exception_handler,
@@ -19,11 +19,16 @@ from faultguard_core.server.problems import (
 from faultguard_core.settings import Settings
 
 
-def create_app(settings: Settings, guard: Guard | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    guard: Guard | None = None,
+    resolver: Resolver | None = None,
+) -> Litestar:
     """Build the REST app for `settings`.
 
     The guard (plugins, store, transport, exporters) is built here unless one
     is passed in; it is opened when the app starts and closed when it stops.
+    `resolver` replaces the system resolver used for target checks (tests).
     """
     guard = guard or Guard.from_settings(settings)
 
@@ -55,4 +60,5 @@ def create_app(settings: Settings, guard: Guard | None = None) -> Litestar:
     )
     app.state.guard = guard
     app.state.blocked_networks = parse_networks(settings.security.blocked_networks)
+    app.state.resolver = resolver or system_resolver
     return app

@@ -86,7 +86,7 @@ async def execute(
             400, f"unknown service {data.service!r}; configure it under [services]"
         )
     try:
-        target = await check_target(data.url, state.blocked_networks)
+        target = await check_target(data.url, state.blocked_networks, state.resolver)
     except InvalidTargetError as exc:
         return problem(400, str(exc))
     except TargetForbiddenError as exc:
