@@ -67,8 +67,7 @@ def parse_target(url: str) -> Target:
     if scheme not in ("http", "https"):
         shown = f"{scheme!r}" if scheme else "none"
         raise InvalidTargetError(
-            f"invalid url scheme {shown}: only absolute http and https URLs"
-            " are allowed"
+            f"invalid url scheme {shown}: only absolute http and https URLs are allowed"
         )
     if not parts.hostname:
         raise InvalidTargetError("invalid url: the URL has no host")

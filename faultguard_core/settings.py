@@ -229,13 +229,18 @@ class Settings(BaseSettings):
                 base = getattr(self, section)
                 overrides = getattr(service, section)
                 try:
-                    sections[section] = type(base).model_validate(
+                    merged = type(base).model_validate(
                         {**base.model_dump(), **overrides}
                     )
                 except ValidationError as exc:
                     raise ValueError(
                         f"services.{name}.{section}: {_describe(exc)}"
                     ) from None
+                sections[section] = merged
+                # Keep the overrides typed, so `config show` prints 2, not "2".
+                setattr(
+                    service, section, {key: getattr(merged, key) for key in overrides}
+                )
             policies[name] = ServicePolicy.model_validate(sections)
         self._policies = policies
         return self
@@ -263,6 +268,25 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _reject_unknown_env_sections() -> None:
+    """Raise ConfigError for a `FAULTGUARD_*` variable that names no section.
+
+    pydantic-settings ignores such variables, so a typo like
+    `FAULTGUARD_BRAKER__MAX_FAILURES` would silently change nothing.
+    """
+    sections = set(Settings.model_fields)
+    for name in os.environ:
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_ENV_VAR:
+            continue
+        section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if section not in sections:
+            known = ", ".join(sorted(sections))
+            raise ConfigError(
+                f"environment variable {name} names no setting: {section!r} is not"
+                f" a settings section (sections: {known})"
+            )
+
+
 def load_settings(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -288,8 +312,9 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"config file {str(path)!r} is not valid TOML: {exc}"
-            ) from None
+            ) from exc
         model_config["toml_file"] = path
+    _reject_unknown_env_sections()
     sourced: type[Settings] = type(
         "Settings", (Settings,), {"model_config": model_config}
     )

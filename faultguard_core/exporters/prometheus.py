@@ -108,6 +108,7 @@ class PrometheusExporter(MetricsExporter):
         self.registry = CollectorRegistry(auto_describe=True)
         self._context = context
         self._labels = ServiceLabels(context.service_name_limit)
+        self._initialized: set[str] = set()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -156,6 +157,21 @@ class PrometheusExporter(MetricsExporter):
             registry=self.registry,
         )
 
+    def _service(self, service: str) -> str:
+        """Return the label for `service`, creating its series at 0 on first use.
+
+        Dashboards divide by these series, so each service shows every one of
+        them from its first call, not only after the first retry or fallback.
+        """
+        label = self._labels(service)
+        if label not in self._initialized:
+            self._initialized.add(label)
+            self.failures.labels(label)
+            self.retries.labels(label)
+            self.fallback_success.labels(label)
+            self.latency.labels(label)
+        return label
+
     def start(self) -> None:
         if self._context.port == 0:
             return
@@ -173,25 +189,25 @@ class PrometheusExporter(MetricsExporter):
             self._thread = None
 
     def attempt_failed(self, service: str, reason: str) -> None:
-        label = self._labels(service)
+        label = self._service(service)
         self.failures.labels(label).inc()
         self.attempt_failures.labels(label, reason).inc()
 
     def retry_sent(self, service: str) -> None:
-        self.retries.labels(self._labels(service)).inc()
+        self.retries.labels(self._service(service)).inc()
 
     def call_finished(
         self, service: str, source: str, outcome: str, duration: float
     ) -> None:
-        label = self._labels(service)
+        label = self._service(service)
         self.latency.labels(label).observe(duration)
         self.calls.labels(label, outcome, source).inc()
 
     def fallback_served(self, service: str, age_seconds: float) -> None:
-        self.fallback_success.labels(self._labels(service)).inc()
+        self.fallback_success.labels(self._service(service)).inc()
 
     def state_changed(self, change: StateChange) -> None:
-        self.transitions.labels(self._labels(change.name), change.new.value).inc()
+        self.transitions.labels(self._service(change.name), change.new.value).inc()
 
 
 def _build(settings: Settings, context: ExporterContext) -> MetricsExporter:

@@ -36,7 +36,11 @@ def make_guard(
     transport: ScriptedTransport, clock: FakeClock | None = None, **overrides: Any
 ) -> Guard:
     settings = load_settings(
-        overrides={"metrics": {"port": 0}, "storage": {"backend": "memory"}, **overrides}
+        overrides={
+            "metrics": {"port": 0},
+            "storage": {"backend": "memory"},
+            **overrides,
+        }
     )
     return Guard(
         settings,
@@ -205,9 +209,7 @@ async def test_post_retried_with_idempotency_key() -> None:
     guard = make_guard(transport)
     headers = (("Idempotency-Key", "abc"),)
 
-    result = await guard.execute(
-        Call(key="k", url=URL, method="POST", headers=headers)
-    )
+    result = await guard.execute(Call(key="k", url=URL, method="POST", headers=headers))
 
     assert result.attempts == 2
     sent_keys = [dict(req.headers)["Idempotency-Key"] for req, _ in transport.requests]
