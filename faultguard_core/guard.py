@@ -25,12 +25,12 @@ from faultguard_core._headers import (
 )
 from faultguard_core.backoff.base import BackoffFactory
 from faultguard_core.breaker import (
-    BreakerSnapshot,
     BreakerState,
     CircuitBreaker,
     Outcome,
     StateChange,
 )
+from faultguard_core.breakers import BreakerRegistry
 from faultguard_core.clock import Clock, SystemClock
 from faultguard_core.errors import (
     CircuitOpenError,
@@ -43,7 +43,7 @@ from faultguard_core.errors import (
 from faultguard_core.events import CallFinished, FallbackServed, RetryScheduled
 from faultguard_core.exporters.base import ExporterContext, MetricsExporter
 from faultguard_core.plugin_host import PluginHost, build_plugin_host
-from faultguard_core.settings import BreakerSettings, ServicePolicy, Settings
+from faultguard_core.settings import ServicePolicy, Settings
 from faultguard_core.storage.base import EntryKey, FallbackStore, StoredResponse
 from faultguard_core.transport.base import (
     Transport,
@@ -106,38 +106,6 @@ def origin_of(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{host}:{port}"
-
-
-class BreakerRegistry:
-    """The breakers of one guard, created on first use per service or origin."""
-
-    # NOTE: the number of per-origin breakers is not bounded yet; a caller
-    # that sends many distinct origins grows this dict without limit.
-
-    def __init__(self, clock: Clock, listener: object) -> None:
-        self._clock = clock
-        self._listener = listener
-        self._breakers: dict[str, CircuitBreaker] = {}
-
-    def get(self, name: str, settings: BreakerSettings) -> CircuitBreaker:
-        breaker = self._breakers.get(name)
-        if breaker is None:
-            breaker = CircuitBreaker(
-                name,
-                max_failures=settings.max_failures,
-                open_duration=settings.open_duration,
-                half_open_max_calls=settings.half_open_max_calls,
-                clock=self._clock,
-                listener=self._listener,  # type: ignore[arg-type]
-            )
-            self._breakers[name] = breaker
-        return breaker
-
-    def find(self, name: str) -> CircuitBreaker | None:
-        return self._breakers.get(name)
-
-    def snapshots(self) -> list[BreakerSnapshot]:
-        return [breaker.snapshot() for breaker in list(self._breakers.values())]
 
 
 class Guard:

@@ -50,7 +50,7 @@ class MetricsExporter:
         """Record one finished call, end to end.
 
         `source` is `upstream`, `fallback` or `none`; `outcome` is
-        `success`, `failure`, `rejected`, `deadline` or `cancelled`.
+        `success`, `failure`, `rejected`, `deadline`, `cancelled` or `error`.
         """
 
     def fallback_served(self, service: str, age_seconds: float) -> None:
