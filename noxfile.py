@@ -6,19 +6,23 @@ fresh clone needs only Python 3.11+ and `pip install nox`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-REDIS_PLUGIN = "plugins/faultguard-redis"
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (unit, contract, server and end-to-end)."""
     session.install("-e", ".[test]")
+    # First-party plugins install exactly as third-party ones would.
+    for plugin in sorted(Path("plugins").glob("*/pyproject.toml")):
+        session.install("-e", str(plugin.parent))
     session.run("pytest", *session.posargs)
 
 

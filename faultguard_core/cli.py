@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from faultguard_core.errors import FaultguardError
+from faultguard_core.logs import configure_logging
 from faultguard_core.settings import Settings, load_settings
 
 _SECRET_KEYS = frozenset({"admin_token", "password"})
@@ -86,12 +86,7 @@ def _serve(settings: Settings) -> None:
 
     from faultguard_core.server import create_app
 
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # httpx logs one INFO line per request; keep that off the hot path.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.server.log_level)
     app = create_app(settings)
     uvicorn.run(
         app,
