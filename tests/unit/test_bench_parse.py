@@ -2,14 +2,16 @@
 
 The wrk outputs below were captured from wrk 4.1.0 (Debian 4.1.0-3+b2) on
 127.0.0.1: against tests/upstream.py, against GET /execute (405 for every
-request) and against a stdlib server that answers 503 to every 7th request
+request) and against a stdlib server that returns 503 for every 7th request
 and sleeps 1.3 s on every 50th.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -269,3 +271,107 @@ def test_memory_scenario_sets_backend() -> None:
 
     assert scenario.env == {"FAULTGUARD_STORAGE__BACKEND": "memory"}
     assert scenario.through_faultguard
+
+
+def test_process_cpu_seconds_grows() -> None:
+    before = run.process_cpu_seconds(os.getpid())
+    start = time.process_time()
+    while time.process_time() - start < 0.1:
+        pass
+
+    after = run.process_cpu_seconds(os.getpid())
+
+    assert after - before >= 0.05
+
+
+# Prometheus text of a faultguard that made three clean calls, in the format
+# prometheus_client writes (histogram buckets left out).
+CLEAN_METRICS = """\
+# HELP circuit_breaker_failures_total Failed upstream attempts.
+# TYPE circuit_breaker_failures_total counter
+circuit_breaker_failures_total{service="127.0.0.1:33217"} 0.0
+# HELP circuit_breaker_retries_total Retry attempts sent upstream.
+# TYPE circuit_breaker_retries_total counter
+circuit_breaker_retries_total{service="127.0.0.1:33217"} 0.0
+# HELP circuit_breaker_fallback_success_total Calls answered from the fallback store.
+# TYPE circuit_breaker_fallback_success_total counter
+circuit_breaker_fallback_success_total{service="127.0.0.1:33217"} 0.0
+# HELP circuit_breaker_calls_total Guarded calls by outcome and by the source.
+# TYPE circuit_breaker_calls_total counter
+""" + (
+    'circuit_breaker_calls_total{outcome="success",service="127.0.0.1:33217",'
+    'source="upstream"} 3.0\n'
+)
+
+FALLBACK_METRICS = (
+    CLEAN_METRICS.replace(
+        'circuit_breaker_retries_total{service="127.0.0.1:33217"} 0.0',
+        'circuit_breaker_retries_total{service="127.0.0.1:33217"} 3.0',
+    )
+    .replace(
+        'circuit_breaker_fallback_success_total{service="127.0.0.1:33217"} 0.0',
+        'circuit_breaker_fallback_success_total{service="127.0.0.1:33217"} 1.0',
+    )
+    .rstrip("\n")
+    + '\ncircuit_breaker_calls_total{outcome="fallback",service="127.0.0.1:33217",'
+    'source="store"} 1.0\n'
+)
+
+
+CANCELLED_METRICS = CLEAN_METRICS + (
+    'circuit_breaker_calls_total{outcome="cancelled",service="127.0.0.1:33217",'
+    'source="none"} 24.0\n'
+)
+
+
+def test_metrics_clean_calls_pass() -> None:
+    assert run.unexpected_outcomes(CLEAN_METRICS, max_cancelled=0) == []
+
+
+def test_metrics_cancelled_within_limit_pass() -> None:
+    assert run.unexpected_outcomes(CANCELLED_METRICS, max_cancelled=32) == []
+
+
+def test_metrics_cancelled_over_limit_fail() -> None:
+    found = run.unexpected_outcomes(CANCELLED_METRICS, max_cancelled=20)
+
+    assert found == [
+        "24 cancelled calls, more than the 20 that ending wrk runs can explain"
+    ]
+
+
+def test_metrics_fallback_and_retries_fail() -> None:
+    found = run.unexpected_outcomes(FALLBACK_METRICS, max_cancelled=0)
+
+    assert len(found) == 3
+    assert found[0].startswith("circuit_breaker_retries_total")
+    assert found[1].startswith("circuit_breaker_fallback_success_total")
+    assert "'source': 'store'" in found[2]
+
+
+def test_metrics_without_calls_fail() -> None:
+    without_calls = CLEAN_METRICS.split("# HELP circuit_breaker_calls_total")[0]
+
+    found = run.unexpected_outcomes(without_calls, max_cancelled=0)
+
+    assert found == [
+        "no circuit_breaker_calls_total sample with a successful upstream call"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FAULTGUARD_METRICS__PORT": "9191"}, "http://127.0.0.1:9191/metrics"),
+        ({"FAULTGUARD_METRICS__PORT": "0"}, None),
+        (
+            {
+                "FAULTGUARD_METRICS__PORT": "9191",
+                "FAULTGUARD_METRICS__EXPORTERS": "otel",
+            },
+            None,
+        ),
+    ],
+)
+def test_prometheus_url_from_env(env: dict[str, str], expected: str | None) -> None:
+    assert run.prometheus_url(env) == expected
