@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 )
 
 from faultguard_core.breaker import (
+    BreakerEvent,
     BreakerState,
     CircuitBreaker,
     Outcome,
@@ -39,17 +40,26 @@ HALF_OPEN = BreakerState.HALF_OPEN
 
 
 class Harness:
-    """A breaker on a fake clock, with every `StateChange` it emitted."""
+    """A breaker on a fake clock, with every event it emitted.
+
+    The open period does not grow unless a test sets
+    `open_duration_multiplier`, so open periods are plain `open_duration`.
+    """
 
     def __init__(self, **options: Any) -> None:
         self.clock = FakeClock()
-        self.changes: list[StateChange] = []
+        self.events: list[BreakerEvent] = []
         options.setdefault("max_failures", 3)
         options.setdefault("open_duration", 10.0)
         options.setdefault("half_open_max_calls", 1)
+        options.setdefault("open_duration_multiplier", 1.0)
         self.breaker = CircuitBreaker(
-            "payments", clock=self.clock, listener=self.changes.append, **options
+            "payments", clock=self.clock, listener=self.events.append, **options
         )
+
+    @property
+    def changes(self) -> list[StateChange]:
+        return [event for event in self.events if isinstance(event, StateChange)]
 
     def transitions(self) -> list[tuple[BreakerState, BreakerState]]:
         return [(change.old, change.new) for change in self.changes]
@@ -422,9 +432,9 @@ def test_listener_one_change_per_transition() -> None:
     harness.breaker.snapshot()
 
     assert harness.changes == [
-        StateChange("payments", CLOSED, OPEN, opened_at),
-        StateChange("payments", OPEN, HALF_OPEN, half_opened_at),
-        StateChange("payments", HALF_OPEN, CLOSED, closed_at),
+        StateChange("payments", CLOSED, OPEN, opened_at, "consecutive_failures"),
+        StateChange("payments", OPEN, HALF_OPEN, half_opened_at, "open_period_ended"),
+        StateChange("payments", HALF_OPEN, CLOSED, closed_at, "probes_succeeded"),
     ]
 
 
@@ -445,7 +455,9 @@ def test_listener_called_outside_lock() -> None:
         "payments",
         max_failures=1,
         clock=clock,
-        listener=lambda change: seen.append(breaker.state),
+        listener=lambda event: (
+            seen.append(breaker.state) if isinstance(event, StateChange) else None
+        ),
     )
 
     # The lock is not reentrant: a listener run under it would deadlock, so
@@ -482,6 +494,13 @@ def test_constructor_rejects_invalid_arguments(
 
 # Reference model and state machine.
 
+FORCED_OPEN = BreakerState.FORCED_OPEN
+FORCED_CLOSED = BreakerState.FORCED_CLOSED
+DISABLED = BreakerState.DISABLED
+METRICS_ONLY = BreakerState.METRICS_ONLY
+COUNTING = (CLOSED, FORCED_CLOSED, METRICS_ONLY)
+ADMIT_ALL = (CLOSED, FORCED_CLOSED, DISABLED, METRICS_ONLY)
+
 
 @dataclass
 class ModelPermit:
@@ -492,26 +511,50 @@ class ModelPermit:
     probe: bool
 
 
+@dataclass
+class ModelConfig:
+    """The subset of `BreakerSettings` the model covers (count windows only)."""
+
+    max_failures: int
+    open_duration: float
+    half_open_max_calls: int
+    success_threshold: int
+    open_duration_multiplier: float
+    max_open_duration: float
+    half_open_timeout: float
+    trip_policies: list[str]
+    window_size: int
+    min_calls: int
+    failure_rate_threshold: float
+    slow_call_duration: float
+    slow_call_rate_threshold: float
+
+    def options(self) -> dict[str, Any]:
+        options = dict(vars(self))
+        options["half_open_success_threshold"] = options.pop("success_threshold")
+        return options
+
+
 class BreakerModel:
     """The breaker's rules, written plainly.
 
     `round` counts transitions, so a permit from an older round is ignored.
-    The open period ends at `open_until`, and the first read or acquire at or
-    after that time turns the breaker half-open.
+    The open period ends at `open_until`, and the first read, acquire or
+    record at or after that time turns the breaker half-open. A probe older
+    than `half_open_timeout` reopens it on the same occasions.
     """
 
-    def __init__(
-        self, max_failures: int, open_duration: float, half_open_max_calls: int
-    ) -> None:
-        self.max_failures = max_failures
-        self.open_duration = open_duration
-        self.half_open_max_calls = half_open_max_calls
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
         self.state = CLOSED
         self.round = 0
         self.failures = 0
+        self.window: list[tuple[bool, bool]] = []
         self.open_until = 0.0
-        self.in_flight = 0
+        self.probes: dict[int, float] = {}
         self.successes = 0
+        self.trips = 0
+        self.shadow_trips = 0
         self.transitions: list[tuple[BreakerState, BreakerState]] = []
 
     def move_to(self, new: BreakerState, now: float) -> None:
@@ -519,79 +562,176 @@ class BreakerModel:
         self.state = new
         self.round += 1
         self.failures = 0
-        self.in_flight = 0
+        self.window = []
+        self.probes = {}
         self.successes = 0
         if new is OPEN:
-            self.open_until = now + self.open_duration
+            self.trips += 1
+            growth = self.config.open_duration_multiplier ** (self.trips - 1)
+            period = min(
+                self.config.open_duration * growth, self.config.max_open_duration
+            )
+            self.open_until = now + period
+            if period == 0:
+                self.move_to(HALF_OPEN, now)
+        elif new is not FORCED_OPEN and new is not HALF_OPEN:
+            self.trips = 0
 
     def read(self, now: float) -> None:
         if self.state is OPEN and now >= self.open_until:
             self.move_to(HALF_OPEN, now)
+        elif self.state is HALF_OPEN and self.probes:
+            timeout = self.config.half_open_timeout
+            if timeout > 0 and min(self.probes.values()) + timeout <= now:
+                self.move_to(OPEN, now)
 
     def admits(self) -> bool:
-        if self.state is CLOSED:
+        if self.state in ADMIT_ALL:
             return True
         if self.state is HALF_OPEN:
-            return self.in_flight < self.half_open_max_calls
+            return len(self.probes) < self.config.half_open_max_calls
         return False
 
     def retry_after(self, now: float) -> float:
         if self.state is OPEN:
             return self.open_until - now
+        if self.state is FORCED_OPEN:
+            return float("inf")
         return 0.0
 
-    def record(self, permit: ModelPermit, outcome: Outcome, now: float) -> None:
-        if permit.round != self.round:
+    def window_totals(self) -> tuple[int, int, int]:
+        calls = len(self.window)
+        failures = sum(failure for failure, _ in self.window)
+        slow = sum(slow for _, slow in self.window)
+        return calls, failures, slow
+
+    def tripped_rule(self) -> str | None:
+        config = self.config
+        if (
+            "consecutive" in config.trip_policies
+            and self.failures >= config.max_failures
+        ):
+            return "consecutive_failures"
+        calls, failures, slow = self.window_totals()
+        if calls < config.min_calls:
+            return None
+        if (
+            "failure_rate" in config.trip_policies
+            and failures / calls >= config.failure_rate_threshold
+        ):
+            return "failure_rate"
+        if (
+            "slow_call_rate" in config.trip_policies
+            and slow / calls >= config.slow_call_rate_threshold
+        ):
+            return "slow_call_rate"
+        return None
+
+    def record(
+        self, permit: ModelPermit, outcome: Outcome, duration: float, now: float
+    ) -> None:
+        self.read(now)
+        if permit.round != self.round or self.state is DISABLED:
             return
 
+        counted = outcome is not Outcome.EXCLUDED
+        failure = outcome is Outcome.FAILURE
+        slow = counted and duration > self.config.slow_call_duration
+        if self.state is HALF_OPEN:
+            assert permit.probe
+            del self.probes[permit.permit.number]
+            slow_rule = "slow_call_rate" in self.config.trip_policies
+            if failure or (outcome is Outcome.SUCCESS and slow and slow_rule):
+                self.move_to(OPEN, now)
+            elif outcome is Outcome.SUCCESS:
+                self.successes += 1
+                if self.successes >= self.config.success_threshold:
+                    self.move_to(CLOSED, now)
+            return
+
+        assert self.state in COUNTING
+        if not counted:
+            return
+        self.failures = self.failures + 1 if failure else 0
+        self.window = [*self.window, (failure, slow)][-self.config.window_size :]
+        if self.state is FORCED_CLOSED or self.tripped_rule() is None:
+            return
         if self.state is CLOSED:
-            if outcome is Outcome.SUCCESS:
-                self.failures = 0
-            if outcome is Outcome.FAILURE:
-                self.failures += 1
-                if self.failures == self.max_failures:
-                    self.move_to(OPEN, now)
-            return
-
-        assert self.state is HALF_OPEN
-        assert permit.probe
-        self.in_flight -= 1
-        if outcome is Outcome.FAILURE:
             self.move_to(OPEN, now)
-        if outcome is Outcome.SUCCESS:
-            self.successes += 1
-            if self.successes == self.half_open_max_calls:
-                self.move_to(CLOSED, now)
+        else:
+            self.shadow_trips += 1
+            self.failures = 0
+            self.window = []
+
+    def manual(self, target: BreakerState, now: float) -> None:
+        if target is CLOSED and self.state is CLOSED:
+            self.failures = 0
+            self.window = []
+            self.trips = 0
+        elif self.state is not target:
+            self.move_to(target, now)
 
 
 # Multiples of 0.5 keep every clock reading exact in binary floating point.
 ADVANCES = st.sampled_from([0.5, 1.0, 2.5, 5.0])
+DURATIONS = st.sampled_from([0.0, 0.5, 1.5, 3.0])
+OUTCOMES = st.sampled_from([Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED])
+MANUAL_STATES = st.sampled_from(
+    [CLOSED, FORCED_OPEN, FORCED_CLOSED, DISABLED, METRICS_ONLY]
+)
+POLICIES = st.sampled_from(
+    [
+        ["consecutive"],
+        ["failure_rate"],
+        ["slow_call_rate"],
+        ["consecutive", "failure_rate"],
+        ["consecutive", "failure_rate", "slow_call_rate"],
+    ]
+)
+
+
+@st.composite
+def model_configs(draw: st.DrawFn) -> ModelConfig:
+    half_open_max_calls = draw(st.integers(1, 3))
+    open_duration = draw(st.sampled_from([0.0, 1.0, 2.5, 5.0]))
+    window_size = draw(st.integers(1, 6))
+    return ModelConfig(
+        max_failures=draw(st.integers(1, 4)),
+        open_duration=open_duration,
+        half_open_max_calls=half_open_max_calls,
+        success_threshold=draw(st.integers(1, 4)),
+        open_duration_multiplier=draw(st.sampled_from([1.0, 2.0, 3.0])),
+        max_open_duration=open_duration + draw(st.sampled_from([0.0, 5.0, 40.0])),
+        half_open_timeout=draw(st.sampled_from([0.0, 2.5, 10.0])),
+        trip_policies=draw(POLICIES),
+        window_size=window_size,
+        min_calls=draw(st.integers(1, window_size)),
+        failure_rate_threshold=draw(st.sampled_from([0.25, 0.5, 1.0])),
+        slow_call_duration=1.0,
+        slow_call_rate_threshold=draw(st.sampled_from([0.5, 1.0])),
+    )
 
 
 class BreakerMachine(RuleBasedStateMachine):
-    """Random acquire, record and clock steps, checked against `BreakerModel`."""
+    """Random acquires, records, clock steps and manual actions against the model.
+
+    Permits stay in the bundle until recorded, so many calls are in flight at
+    once and finish in any order, as concurrent callers do.
+    """
 
     permits = Bundle("permits")
 
-    @initialize(
-        max_failures=st.integers(1, 4),
-        open_duration=st.sampled_from([0.0, 1.0, 2.5, 5.0]),
-        half_open_max_calls=st.integers(1, 3),
-    )
-    def build(
-        self, max_failures: int, open_duration: float, half_open_max_calls: int
-    ) -> None:
+    @initialize(config=model_configs())
+    def build(self, config: ModelConfig) -> None:
         self.clock = FakeClock()
-        self.changes: list[StateChange] = []
+        self.events: list[BreakerEvent] = []
         self.breaker = CircuitBreaker(
             "machine",
-            max_failures=max_failures,
-            open_duration=open_duration,
-            half_open_max_calls=half_open_max_calls,
             clock=self.clock,
-            listener=self.changes.append,
+            listener=self.events.append,
+            **config.options(),
         )
-        self.model = BreakerModel(max_failures, open_duration, half_open_max_calls)
+        self.model = BreakerModel(config)
 
     def _acquire(self) -> Any:
         now = self.clock.monotonic()
@@ -615,7 +755,7 @@ class BreakerMachine(RuleBasedStateMachine):
         probe = self.model.state is HALF_OPEN
         assert permit.probe is probe
         if probe:
-            self.model.in_flight += 1
+            self.model.probes[permit.number] = now
         return ModelPermit(permit, self.model.round, probe)
 
     @rule(target=permits)
@@ -627,33 +767,54 @@ class BreakerMachine(RuleBasedStateMachine):
         self.clock.advance(seconds)
         return self._acquire()
 
-    @rule(
-        permit=consumes(permits),
-        outcome=st.sampled_from([Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED]),
-    )
-    def record(self, permit: ModelPermit, outcome: Outcome) -> None:
-        self.model.record(permit, outcome, self.clock.monotonic())
-        self.breaker.record(permit.permit, outcome)
+    @rule(permit=consumes(permits), outcome=OUTCOMES, duration=DURATIONS)
+    def record(self, permit: ModelPermit, outcome: Outcome, duration: float) -> None:
+        self.model.record(permit, outcome, duration, self.clock.monotonic())
+        self.breaker.record(permit.permit, outcome, duration=duration)
 
     @rule(seconds=ADVANCES)
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    @rule(wanted=MANUAL_STATES)
+    def manual_action(self, wanted: BreakerState) -> None:
+        now = self.clock.monotonic()
+        self.model.read(now)
+        self.model.manual(wanted, now)
+        actions = {
+            CLOSED: self.breaker.reset,
+            FORCED_OPEN: self.breaker.force_open,
+            FORCED_CLOSED: self.breaker.force_close,
+            DISABLED: self.breaker.disable,
+            METRICS_ONLY: self.breaker.enable_metrics_only,
+        }
+        actions[wanted]()
 
     @invariant()
     def matches_model(self) -> None:
         now = self.clock.monotonic()
         self.model.read(now)
         snapshot = self.breaker.snapshot()
+        calls, failures, slow = self.model.window_totals()
+        changes = [event for event in self.events if isinstance(event, StateChange)]
 
         assert snapshot.state is self.model.state
         assert snapshot.consecutive_failures == self.model.failures
-        assert snapshot.half_open_in_flight == self.model.in_flight
+        assert snapshot.half_open_in_flight == len(self.model.probes)
         assert snapshot.half_open_successes == self.model.successes
-        assert snapshot.open_remaining == self.model.retry_after(now)
-        assert [(c.old, c.new) for c in self.changes] == self.model.transitions
+        if self.model.state is OPEN:
+            assert snapshot.open_remaining == self.model.retry_after(now)
+        else:
+            assert snapshot.open_remaining == 0.0
+        assert snapshot.window_calls == calls
+        assert snapshot.window_failures == failures
+        assert snapshot.window_slow_calls == slow
+        assert snapshot.trips == self.model.trips
+        assert snapshot.shadow_trips == self.model.shadow_trips
+        assert [(c.old, c.new) for c in changes] == self.model.transitions
 
 
 BreakerMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
+    max_examples=200, stateful_step_count=50, deadline=None
 )
 test_breaker_matches_reference_model = BreakerMachine.TestCase
