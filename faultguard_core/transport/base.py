@@ -5,17 +5,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from faultguard_core._headers import IDEMPOTENT_METHODS
 from faultguard_core.errors import FaultguardError
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
-    """One request to send upstream; hop-by-hop headers are already removed."""
+    """One request to send upstream; hop-by-hop headers are already removed.
+
+    `replay_safe` tells the transport whether the request may reach the
+    upstream twice. A transport uses it only to resend a request once on a
+    fresh connection when a reused keep-alive connection turns out to be
+    closed before any response byte arrived. None means "decide by the
+    method": GET, HEAD, OPTIONS, PUT, DELETE and TRACE are replay-safe.
+    """
 
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
+    replay_safe: bool | None = None
+
+    def is_replay_safe(self) -> bool:
+        """Return `replay_safe`, or whether the method is idempotent if unset."""
+        if self.replay_safe is not None:
+            return self.replay_safe
+        return self.method.upper() in IDEMPOTENT_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,16 @@ class UpstreamProtocolError(TransportError):
     """The connection broke or the upstream sent something that is not HTTP."""
 
 
+class PoolTimeoutError(TransportError):
+    """No pooled connection was free within the attempt timeout; nothing was sent.
+
+    This is a local condition (faultguard's own pool is saturated), so it is
+    never an upstream failure.
+    """
+
+    request_sent = False
+
+
 class ResponseTooLargeError(TransportError):
     """The response body exceeded `request.max_response_bytes`."""
 
@@ -77,7 +102,9 @@ class Transport(ABC):
 
         Raises a `TransportError` subclass for every failure to get a complete
         response; an HTTP error status is a response, not an exception.
-        Cancellation propagates unchanged and leaves the pool usable.
+        `timeout` covers the wait for a pooled connection too, and a transport
+        that runs out of time there raises `PoolTimeoutError`. Cancellation
+        propagates unchanged and leaves the pool usable.
         """
 
     async def aclose(self) -> None:
