@@ -128,11 +128,102 @@ def test_memory_rejects_invalid_max_entry_bytes() -> None:
 
 def test_memory_hook_registers_factory() -> None:
     registered: dict[str, StorageFactory] = {}
-    settings = Settings(storage={"backend": "memory", "max_entry_bytes": 2048})
+    settings = Settings(
+        storage={
+            "backend": "memory",
+            "max_entry_bytes": 2048,
+            "max_entries": 7,
+            "max_bytes": 9000,
+        },
+        fallback={"max_age": "1h"},
+    )
 
     memory_module.faultguard_register_storage_backends(registered.__setitem__)
     store = registered["memory"](settings)
 
     assert isinstance(store, MemoryStore)
     assert store.max_entry_bytes == 2048
-    assert store.max_entries == DEFAULT_MAX_ENTRIES
+    assert store.max_entries == 7
+    assert store.max_bytes == 9000
+    assert store.max_age == 3600.0
+
+
+def test_memory_zero_max_age_means_none() -> None:
+    settings = Settings(storage={"backend": "memory"}, fallback={"max_age": 0})
+
+    store = memory_module._build(settings)
+
+    assert store.max_age is None
+
+
+def test_memory_default_max_entries() -> None:
+    assert MemoryStore().max_entries == DEFAULT_MAX_ENTRIES
+
+
+def _sized(body_bytes: int, fetched_at: float = 100.0) -> StoredResponse:
+    return StoredResponse(
+        status_code=200,
+        headers=(("a", "b"),),
+        body=b"x" * body_bytes,
+        fetched_at=fetched_at,
+        stored_at=fetched_at + 1.0,
+    )
+
+
+@pytest.mark.anyio
+async def test_memory_max_bytes_evicts_lru() -> None:
+    # Each entry counts 98 body bytes plus 2 header bytes.
+    store = MemoryStore(max_bytes=250)
+    await store.put(_key("a"), _sized(98))
+    await store.put(_key("b"), _sized(98))
+    await store.get(_key("a"))
+
+    await store.put(_key("c"), _sized(98))
+
+    assert await store.get(_key("b")) is None
+    assert await store.get(_key("a")) == _sized(98)
+    assert store.total_bytes == 200
+
+
+@pytest.mark.anyio
+async def test_memory_entry_over_max_bytes_rejected() -> None:
+    store = MemoryStore(max_bytes=50, max_entry_bytes=1000)
+
+    written = await store.put(_key("a"), _sized(60))
+
+    assert written is False
+    assert len(store) == 0
+    assert store.total_bytes == 0
+
+
+@pytest.mark.anyio
+async def test_memory_byte_count_follows_updates() -> None:
+    store = MemoryStore()
+    await store.put(_key("a"), _sized(10))
+    await store.put(_key("a"), _sized(30, fetched_at=200.0))
+    await store.put(_key("b"), _sized(5))
+
+    await store.delete(_key("b"))
+
+    assert store.total_bytes == 32
+
+
+@pytest.mark.parametrize("max_bytes", [0, -5])
+def test_memory_rejects_invalid_max_bytes(max_bytes: int) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        MemoryStore(max_bytes=max_bytes)
+
+
+def test_memory_cannot_persist_breaker_state() -> None:
+    from faultguard_core.errors import ConfigError
+    from faultguard_core.guard import Guard
+
+    settings = Settings(
+        storage={"backend": "memory"},
+        breaker={"persist_state": True},
+        plugins={"autoload": False},
+        metrics={"exporters": []},
+    )
+
+    with pytest.raises(ConfigError, match="cannot keep breaker state"):
+        Guard.from_settings(settings)

@@ -1,0 +1,229 @@
+"""Breakers whose state lives in a breaker state store, with local degradation.
+
+`SharedBreakers` is what `Guard._admit` and `Guard._record` call for a
+breaker whose state is shared (`storage.breaker_state` names a backend) or
+persisted (`breaker.persist_state`). Each call is one atomic step in the
+store, bounded by the store's `operation_timeout`, and no lock is held while
+the upstream call runs.
+
+When the store fails or times out, the breaker degrades: calls go to the
+guard's in-process `CircuitBreaker` of the same name, and the store is tried
+again after `RECONNECT_INTERVAL` seconds. The first success after that
+publishes every breaker that opened locally meanwhile (`trip`), so the fleet
+learns about it, and then the store is authoritative again. Degradation and
+recovery are each logged once per episode and counted through `on_degraded`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from faultguard_core.breaker import (
+    BreakerState,
+    CircuitBreaker,
+    Outcome,
+    Permit,
+    StateChange,
+)
+from faultguard_core.clock import Clock
+from faultguard_core.errors import CircuitOpenError, StorageError
+from faultguard_core.storage.base import (
+    BreakerPolicy,
+    BreakerStateStore,
+    SharedBreakerState,
+    SharedOutcome,
+)
+
+logger = logging.getLogger("faultguard")
+
+T = TypeVar("T")
+
+RECONNECT_INTERVAL = 1.0
+"""Seconds between attempts to reach a failed breaker state store."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPermit(Permit):
+    """A permit granted by the breaker state store, not by the local breaker."""
+
+
+class SharedBreakers:
+    """Admission and outcome recording through a `BreakerStateStore`.
+
+    `policy_of(name)` returns the store policy of breaker `name`, or None
+    when that breaker stays local. `on_change` receives each transition this
+    process made in the store. `on_degraded` is called once each time the
+    store becomes unusable.
+    """
+
+    def __init__(
+        self,
+        store: BreakerStateStore,
+        *,
+        policy_of: Callable[[str], BreakerPolicy | None],
+        clock: Clock,
+        on_change: Callable[[StateChange], None],
+        on_degraded: Callable[[], None],
+        timeout: float | None = None,
+    ) -> None:
+        self.store = store
+        self._policy_of = policy_of
+        self._clock = clock
+        self._on_change = on_change
+        self._on_degraded = on_degraded
+        self._timeout = timeout
+        self._degraded = False
+        self._retry_at = 0.0
+        self._local_breakers: dict[str, CircuitBreaker] = {}
+
+    @property
+    def degraded(self) -> bool:
+        """True while calls use the local breakers because the store failed."""
+        return self._degraded
+
+    async def open(self) -> None:
+        """Open the store; raises `StorageError` when it cannot be used at all."""
+        await self.store.open()
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    def covers(self, name: str) -> bool:
+        """Return True when breaker `name` keeps its state in the store."""
+        return self._policy_of(name) is not None
+
+    async def admit(self, breaker: CircuitBreaker) -> Permit:
+        """Admit one call through the store, or locally while degraded.
+
+        Raises `CircuitOpenError` when the breaker rejects the call.
+        """
+        policy = self._policy_of(breaker.name)
+        assert policy is not None, "admit() needs a breaker that covers() accepts"
+        self._local_breakers[breaker.name] = breaker
+        if breaker.state.value not in _STORED_STATES:
+            # A manual state (forced open or closed, disabled) set on this
+            # process's breaker wins over the shared state.
+            return breaker.acquire()
+        if not await self._usable():
+            return breaker.acquire()
+
+        try:
+            admission = await self._call(self.store.acquire(breaker.name, policy))
+        except (StorageError, TimeoutError) as exc:
+            self._degrade(exc)
+            return breaker.acquire()
+
+        if admission.previous is not None:
+            self._emit(breaker.name, admission.previous, admission.state)
+        if not admission.admitted:
+            raise CircuitOpenError(
+                breaker.name, admission.state.value, admission.retry_after
+            )
+        return SharedPermit(generation=admission.generation, probe=admission.probe)
+
+    async def record(
+        self, breaker: CircuitBreaker, permit: Permit, outcome: Outcome
+    ) -> None:
+        """Count an outcome where its permit came from: the store or the breaker.
+
+        An outcome of a store permit that cannot be written is lost; the
+        store reclaims a lost probe slot after the policy's `probe_timeout`.
+        """
+        if not isinstance(permit, SharedPermit):
+            breaker.record(permit, outcome)
+            return
+
+        policy = self._policy_of(breaker.name)
+        assert policy is not None
+        try:
+            result = await self._call(
+                self.store.record(
+                    breaker.name,
+                    policy,
+                    permit.generation,
+                    permit.probe,
+                    SharedOutcome(outcome.value),
+                )
+            )
+        except (StorageError, TimeoutError) as exc:
+            self._degrade(exc)
+            return
+        if result.previous is not None:
+            self._emit(breaker.name, result.previous, result.state)
+
+    async def _usable(self) -> bool:
+        """Return True when the store may be called; resynchronise after an outage."""
+        if not self._degraded:
+            return True
+        if self._clock.monotonic() < self._retry_at:
+            return False
+
+        # Set first, so calls that arrive during this attempt stay local.
+        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
+        try:
+            await self._call(self.store.check())
+            await self._publish_local_opens(list(self._local_breakers.values()))
+        except (StorageError, TimeoutError) as exc:
+            logger.debug("breaker_state_store_still_down", extra={"error": str(exc)})
+            return False
+
+        self._degraded = False
+        logger.warning("breaker_state_store_recovered")
+        return True
+
+    async def _publish_local_opens(self, breakers: Iterable[CircuitBreaker]) -> None:
+        for breaker in breakers:
+            policy = self._policy_of(breaker.name)
+            snapshot = breaker.snapshot()
+            if policy is None or snapshot.state is not BreakerState.OPEN:
+                continue
+            await self._call(
+                self.store.trip(breaker.name, policy, snapshot.open_remaining)
+            )
+
+    def _degrade(self, exc: BaseException) -> None:
+        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
+        if self._degraded:
+            return
+        self._degraded = True
+        logger.error(
+            "breaker_state_store_degraded",
+            extra={"error": str(exc) or type(exc).__name__},
+        )
+        self._on_degraded()
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """Await one store call, raising `TimeoutError` after `timeout` seconds."""
+        if self._timeout is None:
+            return await awaitable
+        with anyio.fail_after(self._timeout):
+            return await awaitable
+
+    def _emit(
+        self, name: str, old: SharedBreakerState, new: SharedBreakerState
+    ) -> None:
+        self._on_change(
+            StateChange(
+                name=name,
+                old=BreakerState(old.value),
+                new=BreakerState(new.value),
+                at=self._clock.wall(),
+                reason=_REASONS.get((old, new), "shared_store"),
+            )
+        )
+
+
+_STORED_STATES = frozenset(state.value for state in SharedBreakerState)
+
+_REASONS = {
+    (SharedBreakerState.CLOSED, SharedBreakerState.OPEN): "consecutive_failures",
+    (SharedBreakerState.OPEN, SharedBreakerState.HALF_OPEN): "open_period_ended",
+    (SharedBreakerState.HALF_OPEN, SharedBreakerState.OPEN): "probe_failed",
+    (SharedBreakerState.HALF_OPEN, SharedBreakerState.CLOSED): "probes_succeeded",
+}
