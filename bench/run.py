@@ -126,6 +126,42 @@ SCENARIOS: dict[str, Scenario] = {
             through_faultguard=True,
             env={"FAULTGUARD_STORAGE__BACKEND": "memory"},
         ),
+        # The two retry scenarios differ only in retry.max_retries, so their
+        # req/s ratio is the cost of the retry machinery on successful calls
+        # (retry budget accounting, backoff and retry rules). Both use a 10 s
+        # attempt timeout, so a CPU-starved 2-core machine does not turn slow
+        # calls into timeouts, which only the scenario without retries would
+        # report as failures.
+        Scenario(
+            name="retries-on",
+            description="POST /execute, memory store, retries enabled (3)",
+            through_faultguard=True,
+            env={
+                "FAULTGUARD_STORAGE__BACKEND": "memory",
+                "FAULTGUARD_RETRY__MAX_RETRIES": "3",
+                "FAULTGUARD_REQUEST__TIMEOUT": "10s",
+                "FAULTGUARD_REQUEST__DEADLINE": "30s",
+            },
+        ),
+        Scenario(
+            name="retries-off",
+            description="POST /execute, memory store, retries disabled (0)",
+            through_faultguard=True,
+            env={
+                "FAULTGUARD_STORAGE__BACKEND": "memory",
+                "FAULTGUARD_RETRY__MAX_RETRIES": "0",
+                "FAULTGUARD_REQUEST__TIMEOUT": "10s",
+                "FAULTGUARD_REQUEST__DEADLINE": "30s",
+            },
+        ),
+        # Storage cost: execute-sqlite is storage.durability = "sync" (one
+        # fsync'd commit per stored response), this one commits in groups.
+        Scenario(
+            name="execute-sqlite-batched",
+            description="POST /execute, SQLite store, batched durability (50 ms)",
+            through_faultguard=True,
+            env={"FAULTGUARD_STORAGE__DURABILITY": "batched"},
+        ),
     )
 }
 

@@ -6,13 +6,18 @@ implementations with `hookimpl`. Nothing is built at import time.
 
 from faultguard_core._markers import hookimpl
 from faultguard_core.breaker import (
+    BreakerEvent,
     BreakerSnapshot,
     BreakerState,
+    CallRecorded,
+    CallRejected,
     CircuitBreaker,
     Outcome,
     Permit,
     StateChange,
 )
+from faultguard_core.circuit import Circuit, CircuitCall, circuit
+from faultguard_core.classification import Classifier, classify
 from faultguard_core.clock import Clock, FakeClock, SystemClock
 from faultguard_core.errors import (
     CallFailedError,
@@ -27,17 +32,24 @@ from faultguard_core.errors import (
     UpstreamFailedError,
 )
 from faultguard_core.guard import Call, CallResult, Guard
+from faultguard_core.reload import Reloader
 from faultguard_core.settings import Settings, load_settings
 
 __all__ = [
+    "BreakerEvent",
     "BreakerSnapshot",
     "BreakerState",
     "Call",
     "CallFailedError",
+    "CallRecorded",
+    "CallRejected",
     "CallResult",
+    "Circuit",
     "CircuitBreaker",
+    "CircuitCall",
     "CircuitOpenError",
     "CircuitRejectedError",
+    "Classifier",
     "Clock",
     "ConfigError",
     "DeadlineExceededError",
@@ -47,12 +59,15 @@ __all__ = [
     "Outcome",
     "Permit",
     "PluginError",
+    "Reloader",
     "Settings",
     "StateChange",
     "StorageError",
     "SystemClock",
     "TargetForbiddenError",
     "UpstreamFailedError",
+    "circuit",
+    "classify",
     "hookimpl",
     "load_settings",
 ]

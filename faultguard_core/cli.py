@@ -81,13 +81,24 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def _serve(settings: Settings) -> None:
+def _serve(
+    settings: Settings, config_file: Path | None, overrides: dict[str, Any]
+) -> None:
+    import anyio
     import uvicorn
 
+    from faultguard_core.reload import Reloader
     from faultguard_core.server import create_app
+    from faultguard_core.storage.wiring import check_storage_opens
 
     configure_logging(settings.server.log_level)
-    app = create_app(settings)
+    # A reload (SIGHUP or POST /admin/reload) reads the same file and options.
+    reloader = Reloader(config_file, overrides)
+    app = create_app(settings, reloader=reloader, handle_sighup=True)
+    # A storage problem (corrupt file, newer schema, unwritable path) becomes
+    # a one-line error and exit status 2 here, not a traceback from uvicorn.
+    guard = app.state.guard
+    anyio.run(check_storage_opens, guard.store, guard.shared_breakers)
     uvicorn.run(
         app,
         host=settings.server.host,
@@ -167,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config_file, overrides)
         if args.command == "serve":
-            _serve(settings)
+            _serve(settings, config_file, overrides)
         elif args.command == "plugins":
             _print_plugins(settings)
         elif args.format == "json":

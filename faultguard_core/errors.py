@@ -22,15 +22,21 @@ class StorageError(FaultguardError):
 class CircuitOpenError(FaultguardError):
     """The breaker rejected a call because it is open or out of probe slots.
 
-    `retry_after` is the number of seconds until the breaker admits a probe,
-    or 0.0 when it is half-open and every probe slot is taken.
+    `retry_after` is the number of seconds until the breaker turns half-open
+    and admits a probe, 0.0 when it is half-open and every probe slot is
+    taken, or `math.inf` when it is forced open and only a manual action
+    admits calls again.
     """
 
     def __init__(self, name: str, state: str, retry_after: float) -> None:
         self.name = name
         self.state = state
         self.retry_after = retry_after
-        super().__init__(f"circuit {name!r} is {state}; retry in {retry_after:.3f}s")
+        if retry_after == float("inf"):
+            message = f"circuit {name!r} is {state} until an operator resets it"
+        else:
+            message = f"circuit {name!r} is {state}; retry in {retry_after:.3f}s"
+        super().__init__(message)
 
 
 class TargetForbiddenError(FaultguardError):

@@ -8,7 +8,6 @@ could be delivered.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,20 +16,22 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from faultguard_core._headers import (
-    IDEMPOTENT_METHODS,
     credentials_hash,
     forwardable,
-    has_header,
     storable,
 )
 from faultguard_core.backoff.base import BackoffFactory
 from faultguard_core.breaker import (
+    BreakerEvent,
     BreakerState,
+    CallRejected,
     CircuitBreaker,
     Outcome,
+    Permit,
     StateChange,
 )
 from faultguard_core.breakers import BreakerRegistry
+from faultguard_core.bulkhead import BulkheadRejectedError
 from faultguard_core.clock import Clock, SystemClock
 from faultguard_core.errors import (
     CircuitOpenError,
@@ -43,19 +44,35 @@ from faultguard_core.errors import (
 from faultguard_core.events import CallFinished, FallbackServed, RetryScheduled
 from faultguard_core.exporters.base import ExporterContext, MetricsExporter
 from faultguard_core.plugin_host import PluginHost, build_plugin_host
+from faultguard_core.retry import (
+    ServiceLimits,
+    UpstreamBusyError,
+    error_kind,
+    may_resend,
+)
+from faultguard_core.retry_after import parse_retry_after
 from faultguard_core.settings import ServicePolicy, Settings
 from faultguard_core.storage.base import EntryKey, FallbackStore, StoredResponse
+from faultguard_core.storage.degrading import DegradingFallbackStore
+from faultguard_core.storage.shared import SharedBreakers, SharedPermit
+from faultguard_core.storage.wiring import build_fallback_store, build_shared_breakers
 from faultguard_core.transport.base import (
+    PoolTimeoutError,
     Transport,
     TransportError,
     UpstreamRequest,
     UpstreamResponse,
+    UpstreamTimeoutError,
 )
 
 logger = logging.getLogger("faultguard")
 
 FAILURE_STATUSES = frozenset({408, 429})
 """Statuses below 500 that count as failures; every 5xx is a failure too."""
+
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Statuses whose `Retry-After` header sets the earliest retry."""
 
 
 def is_failure_status(status_code: int) -> bool:
@@ -108,6 +125,58 @@ def origin_of(url: str) -> str:
     return f"{host}:{port}"
 
 
+class _CallRun:
+    """The state of one call across its attempts.
+
+    The fields from `response` on describe the last failed attempt, for the
+    retry decision and the final error.
+    """
+
+    __slots__ = (
+        "attempts",
+        "breaker",
+        "call",
+        "deadline",
+        "entry_key",
+        "fetched_at",
+        "last_error",
+        "last_status",
+        "policy",
+        "request_sent",
+        "resendable",
+        "response",
+        "retry_after",
+        "retryable",
+        "service",
+    )
+
+    def __init__(
+        self,
+        call: Call,
+        policy: ServicePolicy,
+        service: str,
+        breaker: CircuitBreaker,
+        entry_key: EntryKey,
+        deadline: float,
+        fetched_at: float,
+    ) -> None:
+        self.call = call
+        self.policy = policy
+        self.service = service
+        self.breaker = breaker
+        self.entry_key = entry_key
+        self.deadline = deadline
+        self.fetched_at = fetched_at
+        self.resendable = may_resend(call.method, call.headers, policy.retry)
+        self.attempts = 0
+        self.response: UpstreamResponse | None = None
+        self.retry_after: float | None = None
+        self.retryable = False
+        self.request_sent = True
+        self.last_status: int | None = None
+        self.last_error = "no attempt was made"
+
+
 class Guard:
     """Runs calls through breakers, retries and the fallback store.
 
@@ -136,7 +205,15 @@ class Guard:
         self._rng = rng or random.Random()
         self._backoff = backoff
         self._events = plugins is not None and plugins.has_event_listeners()
-        self.breakers = BreakerRegistry(self.clock, self._on_state_change)
+        self.breakers = BreakerRegistry(
+            self.clock,
+            self._on_breaker_event,
+            max_breakers=settings.breaker.max_breakers,
+            rng=self._rng,
+        )
+        self.limits = ServiceLimits(self.clock)
+        # Breakers whose state lives in a breaker state store; None: all local.
+        self.shared_breakers: SharedBreakers | None = None
         self._check_backoff(settings.default_policy())
         for name in settings.services:
             self._check_backoff(settings.policy_for(name))
@@ -152,7 +229,7 @@ class Guard:
     ) -> Guard:
         """Build a guard from the backend, transport and exporters named in settings."""
         host = plugins or build_plugin_host(settings)
-        store = host.storage_backends.get(settings.storage.backend)(settings)
+        store = build_fallback_store(settings, host)
         transport = host.transports.get(settings.transport.name)(settings)
         backoff = {
             name: host.backoff_strategies.get(name)
@@ -175,6 +252,15 @@ class Guard:
         )
         for name in settings.metrics.exporters:
             guard.exporters.append(host.metric_exporters.get(name)(settings, context))
+        if isinstance(store, DegradingFallbackStore):
+            store.on_degraded = lambda: guard._storage_degraded("fallback")
+        guard.shared_breakers = build_shared_breakers(
+            settings,
+            host,
+            clock=guard.clock,
+            on_change=guard._on_breaker_event,
+            on_degraded=lambda: guard._storage_degraded("breaker_state"),
+        )
         return guard
 
     def _check_backoff(self, policy: ServicePolicy) -> None:
@@ -187,6 +273,8 @@ class Guard:
 
     async def __aenter__(self) -> Guard:
         await self.store.open()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.open()
         for exporter in self.exporters:
             exporter.start()
         return self
@@ -201,6 +289,8 @@ class Guard:
             exporter.stop()
         await self.transport.aclose()
         await self.store.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.close()
 
     def policy(self, service: str | None) -> ServicePolicy:
         """Return the policy for a configured service, or the global one."""
@@ -214,26 +304,30 @@ class Guard:
     async def execute(self, call: Call) -> CallResult:
         """Run `call` and return the upstream or the fallback response.
 
-        Raises `CircuitRejectedError`, `UpstreamFailedError` or
-        `DeadlineExceededError` when there is neither. Cancellation counts as
-        an excluded outcome for the breaker and propagates.
+        Raises `CircuitRejectedError`, `UpstreamFailedError`,
+        `DeadlineExceededError` or `BulkheadRejectedError` when there is
+        neither. Cancellation (the client went away) stops the call at once:
+        no further attempt or sleep, the breaker counts the attempt in flight
+        as excluded, and the call is reported as `cancelled`.
         """
         started = self.clock.monotonic()
         policy = self.policy(call.service)
         service = call.service or origin_of(call.url)
-        breaker = self.breakers.get(service, policy.breaker)
+        breaker = self.breakers.get(
+            service, policy.breaker, service=call.service is not None
+        )
         entry_key = EntryKey(
             call.key, call.method, call.url, credentials_hash(call.headers, call.caller)
         )
         try:
-            result = await self._attempt_all(call, policy, service, breaker, entry_key)
+            result = await self._run(call, policy, service, breaker, entry_key)
         except BaseException as exc:
             self._finish(call, service, started, exc)
             raise
         self._finish(call, service, started, result)
         return result
 
-    async def _attempt_all(
+    async def _run(
         self,
         call: Call,
         policy: ServicePolicy,
@@ -244,145 +338,334 @@ class Guard:
         budget = policy.request.deadline
         if call.timeout is not None:
             budget = min(budget, call.timeout)
-        fetched_at = self.clock.wall()
         deadline = self.clock.monotonic() + budget
-        request = UpstreamRequest(
-            method=call.method,
-            url=call.url,
-            headers=forwardable(call.headers),
-            body=call.body,
-        )
-        retry_allowed = call.method in IDEMPOTENT_METHODS or has_header(
-            call.headers, "idempotency-key"
-        )
-        backoff = self._backoff[policy.retry.backoff](policy.retry, self._rng)
 
-        attempts = 0
-        last_status: int | None = None
-        last_error = "no attempt was made"
-        while True:
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                return await self._give_up_deadline(
-                    service, breaker, entry_key, attempts
-                )
-            try:
-                permit = breaker.acquire()
-            except CircuitOpenError as exc:
-                return await self._give_up_open(
-                    service, breaker, entry_key, attempts, exc.retry_after
-                )
-
-            attempts += 1
-            if attempts > 1:
-                for exporter in self.exporters:
-                    exporter.retry_sent(service)
-            response: UpstreamResponse | None = None
-            request_sent = True
-            try:
-                response = await self.transport.send(
-                    request, min(policy.request.timeout, remaining)
-                )
-            except TransportError as exc:
-                breaker.record(permit, Outcome.FAILURE)
-                last_status = None
-                last_error = f"{type(exc).__name__}: {exc}"
-                request_sent = exc.request_sent
-                reason = type(exc).__name__
-            except BaseException:
-                breaker.record(permit, Outcome.EXCLUDED)
-                raise
-            else:
-                if not is_failure_status(response.status_code):
-                    breaker.record(permit, Outcome.SUCCESS)
-                    if 200 <= response.status_code < 300:
-                        await self._store(entry_key, response, fetched_at)
-                    return CallResult(
-                        source="upstream",
-                        status_code=response.status_code,
-                        headers=response.headers,
-                        body=response.body,
-                        attempts=attempts,
-                        service=service,
-                        state=breaker.state,
-                    )
-                breaker.record(permit, Outcome.FAILURE)
-                last_status = response.status_code
-                last_error = f"upstream answered {response.status_code}"
-                reason = str(response.status_code)
-
+        bulkhead = self.limits.bulkhead(service, policy.request)
+        queue_timeout = min(policy.request.queue_timeout, budget)
+        if not await bulkhead.acquire(queue_timeout):
             for exporter in self.exporters:
-                exporter.attempt_failed(service, reason)
+                exporter.bulkhead_rejected(service)
+            return await self._give_up_bulkhead(
+                service, breaker, entry_key, bulkhead.limit
+            )
 
-            # Decide whether another attempt may follow.
-            if attempts > policy.retry.max_retries:
-                break
-            if request_sent and not retry_allowed:
-                break
-            if breaker.state is BreakerState.OPEN:
-                break
-            delay = backoff.next_delay(attempts)
-            if response is not None:
-                delay = max(delay, _retry_after(response, policy.retry.max_delay))
-            if self.clock.monotonic() + delay >= deadline:
-                return await self._give_up_deadline(
-                    service, breaker, entry_key, attempts
-                )
-            if self._events and self.plugins is not None:
-                self.plugins.emit_retry_scheduled(
-                    RetryScheduled(service, call.key, attempts, delay, reason)
-                )
-            await self.clock.sleep(delay)
+        try:
+            run = _CallRun(
+                call,
+                policy,
+                service,
+                breaker,
+                entry_key,
+                deadline,
+                fetched_at=self.clock.wall(),
+            )
+            return await self._attempt_all(run)
+        finally:
+            bulkhead.release()
 
-        if self.clock.monotonic() >= deadline:
-            return await self._give_up_deadline(service, breaker, entry_key, attempts)
+    async def _attempt_all(self, run: _CallRun) -> CallResult:
+        policy = run.policy
+        retry_budget = self.limits.budget(run.service, policy.retry)
+        backoff = self._backoff[policy.retry.backoff](policy.retry, self._rng)
+        request = UpstreamRequest(
+            method=run.call.method,
+            url=run.call.url,
+            headers=forwardable(run.call.headers),
+            body=run.call.body,
+            replay_safe=run.resendable,
+        )
+
+        delay = 0.0
+        while True:
+            # No attempt starts unless it has `min_attempt_time` after the delay.
+            remaining = run.deadline - self.clock.monotonic()
+            if remaining < delay + policy.request.min_attempt_time:
+                return await self._give_up_deadline(run)
+            if delay > 0:
+                await self._sleep_before_retry(run, delay)
+
+            try:
+                permit = await self._admit(run.breaker)
+            except CircuitOpenError as exc:
+                return await self._give_up_open(run, exc.retry_after)
+            run.attempts += 1
+            if run.attempts == 1:
+                retry_budget.record_call()
+
+            result = await self._attempt(run, request, permit)
+            if result is not None:
+                return result
+
+            # Decide whether another attempt may follow, and after what delay.
+            stop = self._stop_reason(run)
+            if stop is not None:
+                return await self._give_up_failed(run, stop)
+            delay = backoff.next_delay(run.attempts)
+            if run.retry_after is not None:
+                earliest = self.clock.monotonic() + run.retry_after
+                if earliest + policy.request.min_attempt_time > run.deadline:
+                    return await self._give_up_busy(run, run.retry_after)
+                delay = max(delay, min(run.retry_after, policy.retry.max_retry_after))
+            remaining = run.deadline - self.clock.monotonic()
+            if remaining < delay + policy.request.min_attempt_time:
+                return await self._give_up_deadline(run)
+            if not retry_budget.try_spend():
+                for exporter in self.exporters:
+                    exporter.retry_refused(run.service)
+                return await self._give_up_failed(
+                    run, f"retry budget of {run.service!r} exhausted"
+                )
+
+    async def _attempt(
+        self, run: _CallRun, request: UpstreamRequest, permit: Permit
+    ) -> CallResult | None:
+        """Send one attempt; return a deliverable result, or None after a failure.
+
+        A failure leaves its details in `run` for the retry decision.
+        """
+        remaining = run.deadline - self.clock.monotonic()
+        configured = run.policy.request.timeout
+        timeout = min(configured, remaining)
+        started = self.clock.monotonic()
+        run.response = None
+        run.retry_after = None
+        try:
+            response = await self.transport.send(request, timeout)
+        except PoolTimeoutError as exc:
+            await self._record(run.breaker, permit, Outcome.EXCLUDED, duration=timeout)
+            for exporter in self.exporters:
+                exporter.pool_timed_out(run.service)
+            return await self._give_up_pool(run, exc)
+        except TransportError as exc:
+            duration = self.clock.monotonic() - started
+            self._count_retry_sent(run)
+            if isinstance(exc, UpstreamTimeoutError) and timeout < configured:
+                # The call's deadline cut this attempt short, so the timeout
+                # says nothing about the upstream's health.
+                await self._record(
+                    run.breaker, permit, Outcome.EXCLUDED, duration=duration
+                )
+                return await self._give_up_deadline(run)
+            outcome = run.breaker.classifier.error(exc)
+            await self._record(run.breaker, permit, outcome, duration=duration)
+            self._note_error(run, exc)
+            return None
+        except BaseException:
+            duration = self.clock.monotonic() - started
+            self._count_retry_sent(run)
+            await self._record(run.breaker, permit, Outcome.EXCLUDED, duration=duration)
+            raise
+
+        duration = self.clock.monotonic() - started
+        self._count_retry_sent(run)
+        retry_after = self._retry_after_of(response)
+        outcome = run.breaker.classifier.status(response.status_code)
+        failed = outcome is Outcome.FAILURE
+        await self._record(
+            run.breaker, permit, outcome, duration=duration, retry_after=retry_after
+        )
+        retryable = response.status_code in run.policy.retry.on_status
+        if not failed and not retryable:
+            if 200 <= response.status_code < 300:
+                await self._store(run.entry_key, response, run.fetched_at)
+            return self._upstream_result(run, response)
+
+        run.response = response
+        run.retry_after = retry_after
+        run.retryable = retryable
+        run.request_sent = True
+        run.last_status = response.status_code
+        run.last_error = f"upstream answered {response.status_code}"
+        if failed:
+            for exporter in self.exporters:
+                exporter.attempt_failed(run.service, str(response.status_code))
+        return None
+
+    def _note_error(self, run: _CallRun, error: TransportError) -> None:
+        run.retryable = error_kind(error) in run.policy.retry.on_errors
+        run.request_sent = error.request_sent
+        run.last_status = None
+        run.last_error = f"{type(error).__name__}: {error}"
+        for exporter in self.exporters:
+            exporter.attempt_failed(run.service, type(error).__name__)
+
+    def _stop_reason(self, run: _CallRun) -> str | None:
+        """Return why the failed attempt in `run` is not retried, or None."""
+        if not run.retryable:
+            return "not retryable"
+        if run.attempts > run.policy.retry.max_retries:
+            return "retries exhausted"
+        if run.request_sent and not run.resendable:
+            return "the method is not idempotent and the request may have arrived"
+        if run.breaker.state is BreakerState.OPEN:
+            return "the circuit opened"
+        return None
+
+    def _retry_after_of(self, response: UpstreamResponse) -> float | None:
+        """Return the valid `Retry-After` wait of a 429 or 503 response, if any."""
+        if response.status_code not in RETRY_AFTER_STATUSES:
+            return None
+        return parse_retry_after(response.header("retry-after"), self.clock.wall())
+
+    async def _sleep_before_retry(self, run: _CallRun, delay: float) -> None:
+        if self._events and self.plugins is not None:
+            reason = str(run.last_status) if run.last_status else run.last_error
+            self.plugins.emit_retry_scheduled(
+                RetryScheduled(run.service, run.call.key, run.attempts, delay, reason)
+            )
+        await self.clock.sleep(delay)
+
+    def _count_retry_sent(self, run: _CallRun) -> None:
+        if run.attempts > 1:
+            for exporter in self.exporters:
+                exporter.retry_sent(run.service)
+
+    def _upstream_result(self, run: _CallRun, response: UpstreamResponse) -> CallResult:
+        return CallResult(
+            source="upstream",
+            status_code=response.status_code,
+            headers=response.headers,
+            body=response.body,
+            attempts=run.attempts,
+            service=run.service,
+            state=run.breaker.state,
+        )
+
+    async def _give_up_failed(self, run: _CallRun, reason: str) -> CallResult:
+        """End a call whose last attempt failed: fallback, or the last response.
+
+        A last response whose status is retryable but no failure (a status
+        added to `retry.on_status`) is delivered as it is.
+        """
+        response = run.response
+        if response is not None and (
+            run.breaker.classifier.status(response.status_code) is not Outcome.FAILURE
+        ):
+            return self._upstream_result(run, response)
+
         fallback = await self._fallback(
-            service, entry_key, attempts, breaker, "upstream_failed"
+            run.service, run.entry_key, run.attempts, run.breaker, "upstream_failed"
         )
         if fallback is not None:
             return fallback
         raise UpstreamFailedError(
-            f"upstream failed after {attempts} attempt(s): {last_error}",
-            service=service,
-            attempts=attempts,
-            state=breaker.state.value,
-            upstream_status=last_status,
+            f"upstream failed after {run.attempts} attempt(s), {reason}:"
+            f" {run.last_error}",
+            service=run.service,
+            attempts=run.attempts,
+            state=run.breaker.state.value,
+            upstream_status=run.last_status,
         )
 
-    async def _give_up_open(
-        self,
-        service: str,
-        breaker: CircuitBreaker,
-        entry_key: EntryKey,
-        attempts: int,
-        retry_after: float,
-    ) -> CallResult:
+    async def _give_up_busy(self, run: _CallRun, retry_after: float) -> CallResult:
         fallback = await self._fallback(
-            service, entry_key, attempts, breaker, "circuit_open"
+            run.service, run.entry_key, run.attempts, run.breaker, "upstream_failed"
+        )
+        if fallback is not None:
+            return fallback
+        raise UpstreamBusyError(
+            f"upstream responded {run.last_status} with Retry-After {retry_after:g}s,"
+            " which ends past the call's deadline",
+            service=run.service,
+            attempts=run.attempts,
+            state=run.breaker.state.value,
+            upstream_status=run.last_status,
+            retry_after=retry_after,
+        )
+
+    async def _give_up_pool(self, run: _CallRun, error: PoolTimeoutError) -> CallResult:
+        fallback = await self._fallback(
+            run.service, run.entry_key, run.attempts, run.breaker, "pool_timeout"
+        )
+        if fallback is not None:
+            return fallback
+        raise BulkheadRejectedError(
+            f"{error}; the upstream was not contacted",
+            service=run.service,
+            attempts=run.attempts,
+            state=run.breaker.state.value,
+            limit=self.settings.transport.max_connections,
+        )
+
+    async def _give_up_bulkhead(
+        self, service: str, breaker: CircuitBreaker, entry_key: EntryKey, limit: int
+    ) -> CallResult:
+        fallback = await self._fallback(service, entry_key, 0, breaker, "bulkhead")
+        if fallback is not None:
+            return fallback
+        raise BulkheadRejectedError(
+            f"service {service!r} already runs request.max_concurrency = {limit}"
+            " calls; the upstream was not contacted",
+            service=service,
+            attempts=0,
+            state=breaker.state.value,
+            limit=limit,
+        )
+
+    async def _admit(self, breaker: CircuitBreaker) -> Permit:
+        """Ask `breaker` to admit one attempt; raises `CircuitOpenError`.
+
+        Every breaker admission of the guard goes through here, so a shared
+        breaker backend can replace the local one in one place.
+        """
+        shared = self.shared_breakers
+        if shared is not None and shared.covers(breaker.name):
+            # NOTE: the local `breaker` does not mirror the shared state, so
+            # `breaker.state` (responses, GET /breakers) shows local state.
+            return await shared.admit(breaker)
+        return breaker.acquire()
+
+    async def _record(
+        self,
+        breaker: CircuitBreaker,
+        permit: Permit,
+        outcome: Outcome,
+        *,
+        duration: float,
+        retry_after: float | None = None,
+    ) -> None:
+        """Report the outcome of an attempt admitted by `_admit`.
+
+        `duration` is the attempt's time in seconds. `retry_after` is the
+        upstream's valid `Retry-After` in seconds, if it sent one.
+        """
+        if isinstance(permit, SharedPermit) and self.shared_breakers is not None:
+            await self.shared_breakers.record(breaker, permit, outcome)
+            return
+        breaker.record(permit, outcome, duration=duration, retry_after=retry_after)
+
+    def _storage_degraded(self, role: str) -> None:
+        for exporter in self.exporters:
+            exporter.storage_degraded(role)
+
+    async def _give_up_open(self, run: _CallRun, retry_after: float) -> CallResult:
+        fallback = await self._fallback(
+            run.service, run.entry_key, run.attempts, run.breaker, "circuit_open"
         )
         if fallback is not None:
             return fallback
         raise CircuitRejectedError(
-            f"circuit {service!r} is {breaker.state.value} and no fallback is stored",
-            service=service,
-            attempts=attempts,
-            state=breaker.state.value,
+            f"circuit {run.service!r} is {run.breaker.state.value} and no fallback"
+            " is stored",
+            service=run.service,
+            attempts=run.attempts,
+            state=run.breaker.state.value,
             retry_after=retry_after,
         )
 
-    async def _give_up_deadline(
-        self, service: str, breaker: CircuitBreaker, entry_key: EntryKey, attempts: int
-    ) -> CallResult:
+    async def _give_up_deadline(self, run: _CallRun) -> CallResult:
+        for exporter in self.exporters:
+            exporter.deadline_expired(run.service)
         fallback = await self._fallback(
-            service, entry_key, attempts, breaker, "deadline"
+            run.service, run.entry_key, run.attempts, run.breaker, "deadline"
         )
         if fallback is not None:
             return fallback
         raise DeadlineExceededError(
-            f"deadline passed after {attempts} attempt(s)",
-            service=service,
-            attempts=attempts,
-            state=breaker.state.value,
+            f"deadline passed after {run.attempts} attempt(s)",
+            service=run.service,
+            attempts=run.attempts,
+            state=run.breaker.state.value,
         )
 
     async def _fallback(
@@ -459,19 +742,28 @@ class Guard:
                 )
             )
 
-    def _on_state_change(self, change: StateChange) -> None:
-        logger.warning(
-            "breaker_state_changed",
-            extra={
-                "service": change.name,
-                "old_state": change.old.value,
-                "new_state": change.new.value,
-            },
-        )
-        for exporter in self.exporters:
-            exporter.state_changed(change)
-        if self.plugins is not None:
-            self.plugins.emit_state_change(change)
+    def _on_breaker_event(self, event: BreakerEvent) -> None:
+        """Forward a breaker event to the log, the exporters and the plugins."""
+        if isinstance(event, StateChange):
+            logger.warning(
+                "breaker_state_changed",
+                extra={
+                    "service": event.name,
+                    "old_state": event.old.value,
+                    "new_state": event.new.value,
+                    "reason": event.reason,
+                },
+            )
+            for exporter in self.exporters:
+                exporter.state_changed(event)
+            if self.plugins is not None:
+                self.plugins.emit_state_change(event)
+        elif not self._events or self.plugins is None:
+            return
+        elif isinstance(event, CallRejected):
+            self.plugins.emit_call_rejected(event)
+        else:
+            self.plugins.emit_call_recorded(event)
 
 
 def _outcome_of(error: object) -> str:
@@ -484,16 +776,3 @@ def _outcome_of(error: object) -> str:
     if isinstance(error, Exception):
         return "error"
     return "cancelled"
-
-
-def _retry_after(response: UpstreamResponse, cap: float) -> float:
-    """Return a valid delta-seconds `Retry-After` of a 429 or 503, capped; else 0."""
-    if response.status_code not in (429, 503):
-        return 0.0
-    value = response.header("retry-after")
-    if value is None or not value.strip().isdigit():
-        return 0.0
-    seconds = float(value.strip())
-    if not math.isfinite(seconds):
-        return 0.0
-    return min(seconds, cap)

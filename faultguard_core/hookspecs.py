@@ -22,11 +22,11 @@ import pluggy
 
 if TYPE_CHECKING:
     from faultguard_core.backoff.base import BackoffFactory
-    from faultguard_core.breaker import StateChange
+    from faultguard_core.breaker import CallRecorded, CallRejected, StateChange
     from faultguard_core.events import CallFinished, FallbackServed, RetryScheduled
     from faultguard_core.exporters.base import ExporterContext, MetricsExporter
     from faultguard_core.settings import Settings
-    from faultguard_core.storage.base import FallbackStore
+    from faultguard_core.storage.base import BreakerStateStore, FallbackStore
     from faultguard_core.transport.base import Transport
 
 PROJECT_NAME = "faultguard"
@@ -35,6 +35,9 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 StorageFactory = Callable[["Settings"], "FallbackStore"]
 """Builds a fallback store from the settings; must not do I/O (see `open`)."""
+
+BreakerStateStoreFactory = Callable[["Settings"], "BreakerStateStore"]
+"""Builds a breaker state store from the settings; must not do I/O."""
 
 ExporterFactory = Callable[["Settings", "ExporterContext"], "MetricsExporter"]
 """Builds a metric exporter; it starts serving only in `start()`."""
@@ -70,6 +73,19 @@ def faultguard_register_storage_backends(
 
 
 @hookspec
+def faultguard_register_breaker_state_stores(
+    register: Callable[[str, BreakerStateStoreFactory], None],
+) -> None:
+    """Register breaker state store backends by name, for `storage.breaker_state`.
+
+    A backend may serve this role, the fallback store role, or both. Call
+    `register(name, factory)` under the same name as the fallback store when
+    both roles live in one backend, so `breaker.persist_state` finds it.
+    The name `local` is reserved for the in-process breakers.
+    """
+
+
+@hookspec
 def faultguard_register_metric_exporters(
     register: Callable[[str, ExporterFactory], None],
 ) -> None:
@@ -88,7 +104,22 @@ def faultguard_register_transports(
 
 @hookspec
 def faultguard_handle_state_change(change: StateChange) -> None:
-    """Called once per breaker transition (closed, open, half-open)."""
+    """Called once per breaker transition, in the order the transitions happen.
+
+    `change.reason` names the rule or manual action that caused it.
+    """
+
+
+@hookspec
+def faultguard_handle_call_rejected(event: CallRejected) -> None:
+    """Called once per call that a breaker rejects (open, forced open, or no
+    free half-open probe slot)."""
+
+
+@hookspec
+def faultguard_handle_call_recorded(event: CallRecorded) -> None:
+    """Called once per call result that a breaker counts, before any state
+    change that the result causes."""
 
 
 @hookspec

@@ -104,12 +104,18 @@ class PluginHost:
         self.storage_backends: Registry[Any] = Registry(
             "storage backend", "storage.backend"
         )
+        self.breaker_state_stores: Registry[Any] = Registry(
+            "breaker state store", "storage.breaker_state"
+        )
         self.metric_exporters: Registry[Any] = Registry(
             "metric exporter", "metrics.exporters"
         )
         self.transports: Registry[Any] = Registry("transport", "transport.name")
         self._collect("faultguard_register_backoff_strategies", self.backoff_strategies)
         self._collect("faultguard_register_storage_backends", self.storage_backends)
+        self._collect(
+            "faultguard_register_breaker_state_stores", self.breaker_state_stores
+        )
         self._collect("faultguard_register_metric_exporters", self.metric_exporters)
         self._collect("faultguard_register_transports", self.transports)
 
@@ -148,6 +154,12 @@ class PluginHost:
     def emit_state_change(self, change: Any) -> None:
         self._emit("faultguard_handle_state_change", change=change)
 
+    def emit_call_rejected(self, event: Any) -> None:
+        self._emit("faultguard_handle_call_rejected", event=event)
+
+    def emit_call_recorded(self, event: Any) -> None:
+        self._emit("faultguard_handle_call_recorded", event=event)
+
     def emit_retry_scheduled(self, event: Any) -> None:
         self._emit("faultguard_handle_retry_scheduled", event=event)
 
@@ -160,6 +172,8 @@ class PluginHost:
 
 _EVENT_HOOKS = (
     "faultguard_handle_state_change",
+    "faultguard_handle_call_rejected",
+    "faultguard_handle_call_recorded",
     "faultguard_handle_retry_scheduled",
     "faultguard_handle_fallback_served",
     "faultguard_handle_call_finished",

@@ -52,6 +52,17 @@ def _split_names(value: Any) -> Any:
 
 NameList = Annotated[list[str], NoDecode, BeforeValidator(_split_names)]
 
+ErrorKind = Literal["connect", "timeout", "protocol", "response_too_large"]
+"""A kind of failed attempt without a response, as `retry.on_errors` names it."""
+
+ErrorKindList = Annotated[list[ErrorKind], NoDecode, BeforeValidator(_split_names)]
+
+StatusList = Annotated[
+    list[Annotated[int, Field(ge=100, le=599)]],
+    NoDecode,
+    BeforeValidator(_split_names),
+]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
@@ -88,14 +99,113 @@ class StorageSettings(_Section):
     path: Path = Path("./fallback.db")
     busy_timeout: Duration = 5.0
     max_entry_bytes: int = Field(1_048_576, gt=0)
+    max_entries: int = Field(100_000, ge=1)
+    max_bytes: int = Field(268_435_456, ge=1)
+    durability: Literal["sync", "batched"] = "sync"
+    batch_interval: Duration = 0.05
+    batch_max_pending: int = Field(10_000, ge=1)
+    breaker_state: str = "local"
+
+    @field_validator("batch_interval")
+    @classmethod
+    def _positive_batch_interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(
+                "storage.batch_interval must be above 0s, because batched"
+                " writes are committed once per interval"
+            )
+        return value
+
+
+class FallbackSettings(_Section):
+    """Which stored responses may be served as a fallback."""
+
+    max_age: Duration = 86_400.0
+
+
+def _split_status_rules(value: Any) -> Any:
+    """Accept status rules as ints or strings, in a list or as `a,b` text."""
+    value = _split_names(value)
+    if isinstance(value, list):
+        return [str(item) if isinstance(item, int) else item for item in value]
+    return value
+
+
+StatusRuleList = Annotated[list[str], NoDecode, BeforeValidator(_split_status_rules)]
+
+TripPolicy = Literal["consecutive", "failure_rate", "slow_call_rate"]
+
+TripPolicyList = Annotated[list[TripPolicy], NoDecode, BeforeValidator(_split_names)]
 
 
 class BreakerSettings(_Section):
-    """The circuit breaker of each service or origin."""
+    """The circuit breaker of each service or origin.
 
+    docs/breaker.md describes every rule; the validators reject combinations
+    under which a configured trip rule could never fire.
+    """
+
+    trip_policies: TripPolicyList = ["consecutive"]
     max_failures: int = Field(5, ge=1)
+    window_type: Literal["count", "time"] = "count"
+    window_size: int = Field(100, ge=1, le=100_000)
+    window_duration: Duration = 60.0
+    window_buckets: int = Field(10, ge=1, le=1000)
+    min_calls: int = Field(10, ge=1)
+    failure_rate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    slow_call_duration: Duration = 1.0
+    slow_call_rate_threshold: float = Field(1.0, gt=0.0, le=1.0)
     open_duration: Duration = 30.0
+    open_duration_multiplier: float = Field(2.0, ge=1.0, le=100.0)
+    max_open_duration: Duration = 300.0
+    jitter: float = Field(0.0, ge=0.0, le=1.0)
     half_open_max_calls: int = Field(1, ge=1)
+    half_open_success_threshold: int | None = Field(None, ge=1)
+    half_open_timeout: Duration = 60.0
+    failure_statuses: StatusRuleList = ["5xx", "408", "429"]
+    success_statuses: StatusRuleList = []
+    excluded_statuses: StatusRuleList = []
+    success_errors: ErrorKindList = []
+    excluded_errors: ErrorKindList = []
+    max_breakers: int = Field(1000, ge=1)
+    persist_state: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BreakerSettings:
+        from faultguard_core.classification import Classifier
+
+        if not self.trip_policies:
+            raise ValueError(
+                "breaker.trip_policies is empty, so the breaker could never open;"
+                " name at least one of consecutive, failure_rate, slow_call_rate"
+            )
+        rate_rules = {"failure_rate", "slow_call_rate"} & set(self.trip_policies)
+        count_window = self.window_type == "count"
+        if rate_rules and count_window and self.min_calls > self.window_size:
+            raise ValueError(
+                f"breaker.min_calls ({self.min_calls}) is above"
+                f" breaker.window_size ({self.window_size}), so a count window"
+                " never holds enough calls to open; lower min_calls"
+            )
+        if self.window_duration <= 0:
+            raise ValueError("breaker.window_duration must be above 0s")
+        if self.max_open_duration < self.open_duration:
+            raise ValueError(
+                f"breaker.max_open_duration ({self.max_open_duration}s) is below"
+                f" breaker.open_duration ({self.open_duration}s); raise"
+                " max_open_duration"
+            )
+        # Builds the status table once, so an invalid or ambiguous rule fails
+        # at load time with the rule in the message.
+        Classifier.from_settings(self)
+        return self
+
+    @property
+    def success_threshold(self) -> int:
+        """Half-open successes that close the breaker."""
+        if self.half_open_success_threshold is None:
+            return self.half_open_max_calls
+        return self.half_open_success_threshold
 
 
 class RetrySettings(_Section):
@@ -107,6 +217,13 @@ class RetrySettings(_Section):
     max_delay: Duration = 10.0
     multiplier: float = Field(2.0, ge=1.0)
     jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+    on_status: StatusList = [429, 502, 503, 504]
+    on_errors: ErrorKindList = ["connect", "timeout"]
+    retry_non_idempotent: bool = False
+    max_retry_after: Duration = 30.0
+    budget_ratio: float = Field(0.2, ge=0.0, le=10.0)
+    budget_min_per_second: float = Field(1.0, ge=0.0)
+    budget_window: Duration = 10.0
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> RetrySettings:
@@ -114,6 +231,11 @@ class RetrySettings(_Section):
             raise ValueError(
                 f"retry.max_delay ({self.max_delay}s) is below retry.base_delay"
                 f" ({self.base_delay}s); raise max_delay or lower base_delay"
+            )
+        if self.budget_window <= 0:
+            raise ValueError(
+                "retry.budget_window must be above 0s, because the retry budget"
+                " counts calls and retries over that window"
             )
         return self
 
@@ -125,6 +247,20 @@ class RequestSettings(_Section):
     deadline: Duration = 10.0
     max_response_bytes: int = Field(10_485_760, gt=0)
     follow_redirects: bool = False
+    min_attempt_time: Duration = 0.05
+    max_concurrency: int = Field(256, ge=1)
+    queue_timeout: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _min_attempt_fits(self) -> RequestSettings:
+        limit = min(self.timeout, self.deadline)
+        if self.min_attempt_time > limit:
+            raise ValueError(
+                f"request.min_attempt_time ({self.min_attempt_time}s) is above"
+                f" request.timeout or request.deadline ({limit}s), so no attempt"
+                " could ever start; lower min_attempt_time"
+            )
+        return self
 
 
 class TransportSettings(_Section):
@@ -171,6 +307,16 @@ class ServiceSettings(_Section):
     retry: dict[str, Any] = {}
     request: dict[str, Any] = {}
 
+    @field_validator("breaker")
+    @classmethod
+    def _no_registry_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "max_breakers" in value:
+            raise ValueError(
+                "breaker.max_breakers bounds the whole breaker registry, so set it"
+                " in the global [breaker] table, not per service"
+            )
+        return value
+
 
 class ServicePolicy(BaseModel):
     """The effective settings of one service after merging its overrides."""
@@ -196,6 +342,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     storage: StorageSettings = StorageSettings()
+    fallback: FallbackSettings = FallbackSettings()
     breaker: BreakerSettings = BreakerSettings()
     retry: RetrySettings = RetrySettings()
     request: RequestSettings = RequestSettings()

@@ -44,6 +44,18 @@ class MetricsExporter:
     def retry_sent(self, service: str) -> None:
         """Count one retry attempt that was sent upstream."""
 
+    def retry_refused(self, service: str) -> None:
+        """Count one retry that the service's retry budget refused."""
+
+    def bulkhead_rejected(self, service: str) -> None:
+        """Count one call rejected because the service ran `max_concurrency` calls."""
+
+    def pool_timed_out(self, service: str) -> None:
+        """Count one attempt that found no free pooled connection in time."""
+
+    def deadline_expired(self, service: str) -> None:
+        """Count one call ended by its deadline (`request.deadline` or `timeout`)."""
+
     def call_finished(
         self, service: str, source: str, outcome: str, duration: float
     ) -> None:
@@ -58,3 +70,10 @@ class MetricsExporter:
 
     def state_changed(self, change: StateChange) -> None:
         """Record one breaker transition."""
+
+    def storage_degraded(self, role: str) -> None:
+        """Count one switch of a storage role to its local stand-in.
+
+        `role` is `fallback` (memory store) or `breaker_state` (in-process
+        breakers); it is counted when the backend fails, not per request.
+        """

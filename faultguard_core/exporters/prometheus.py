@@ -89,7 +89,8 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily(
             "circuit_breaker_state",
-            "Breaker state: 0 closed, 1 open, 2 half-open.",
+            "Breaker state: 0 closed, 1 open, 2 half-open, 3 forced open,"
+            " 4 forced closed, 5 disabled, 6 metrics-only.",
             labels=["service"],
         )
         for snapshot in self._snapshots():
@@ -156,6 +157,36 @@ class PrometheusExporter(MetricsExporter):
             ["service", "reason"],
             registry=self.registry,
         )
+        self.retries_refused = Counter(
+            "circuit_breaker_retries_refused",
+            "Retries refused by the service's retry budget.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.bulkhead_rejections = Counter(
+            "circuit_breaker_bulkhead_rejections",
+            "Calls rejected because the service ran request.max_concurrency calls.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.pool_timeouts = Counter(
+            "circuit_breaker_pool_timeouts",
+            "Attempts that found no free pooled upstream connection in time.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.deadline_expiries = Counter(
+            "circuit_breaker_deadline_expiries",
+            "Calls ended by their deadline before a deliverable response.",
+            ["service"],
+            registry=self.registry,
+        )
+        self.storage_degradations = Counter(
+            "circuit_breaker_storage_degradations",
+            "Switches of a storage role to its local stand-in after a backend failure.",
+            ["role"],
+            registry=self.registry,
+        )
 
     def _service(self, service: str) -> str:
         """Return the label for `service`, creating its series at 0 on first use.
@@ -170,6 +201,10 @@ class PrometheusExporter(MetricsExporter):
             self.retries.labels(label)
             self.fallback_success.labels(label)
             self.latency.labels(label)
+            self.retries_refused.labels(label)
+            self.bulkhead_rejections.labels(label)
+            self.pool_timeouts.labels(label)
+            self.deadline_expiries.labels(label)
         return label
 
     def start(self) -> None:
@@ -196,6 +231,18 @@ class PrometheusExporter(MetricsExporter):
     def retry_sent(self, service: str) -> None:
         self.retries.labels(self._service(service)).inc()
 
+    def retry_refused(self, service: str) -> None:
+        self.retries_refused.labels(self._service(service)).inc()
+
+    def bulkhead_rejected(self, service: str) -> None:
+        self.bulkhead_rejections.labels(self._service(service)).inc()
+
+    def pool_timed_out(self, service: str) -> None:
+        self.pool_timeouts.labels(self._service(service)).inc()
+
+    def deadline_expired(self, service: str) -> None:
+        self.deadline_expiries.labels(self._service(service)).inc()
+
     def call_finished(
         self, service: str, source: str, outcome: str, duration: float
     ) -> None:
@@ -208,6 +255,9 @@ class PrometheusExporter(MetricsExporter):
 
     def state_changed(self, change: StateChange) -> None:
         self.transitions.labels(self._service(change.name), change.new.value).inc()
+
+    def storage_degraded(self, role: str) -> None:
+        self.storage_degradations.labels(role).inc()
 
 
 def _build(settings: Settings, context: ExporterContext) -> MetricsExporter:

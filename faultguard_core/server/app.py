@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from faultguard_core.guard import Guard
+from faultguard_core.reload import Reloader
 from faultguard_core.security import Resolver, parse_networks, system_resolver
-from faultguard_core.server import routes
+from faultguard_core.server import admin, routes
 from faultguard_core.server.problems import (
     http_exception_handler,
     internal_error_handler,
@@ -23,19 +24,30 @@ def create_app(
     settings: Settings,
     guard: Guard | None = None,
     resolver: Resolver | None = None,
+    *,
+    reloader: Reloader | None = None,
+    handle_sighup: bool = False,
 ) -> Litestar:
     """Build the REST app for `settings`.
 
     The guard (plugins, store, transport, exporters) is built here unless one
     is passed in; it is opened when the app starts and closed when it stops.
     `resolver` replaces the system resolver used for target checks (tests).
+    `reloader` enables `POST /admin/reload`, and `handle_sighup` also reloads
+    on SIGHUP while the app runs.
     """
     guard = guard or Guard.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with guard:
-            yield
+            reloading = (
+                admin.sighup_reload(app.state)
+                if handle_sighup and reloader is not None
+                else nullcontext()
+            )
+            with reloading:
+                yield
 
     app = Litestar(
         route_handlers=[
@@ -44,6 +56,7 @@ def create_app(
             routes.ready,
             routes.list_breakers,
             routes.get_breaker,
+            *admin.ROUTES,
         ],
         lifespan=[lifespan],
         exception_handlers={
@@ -61,4 +74,5 @@ def create_app(
     app.state.guard = guard
     app.state.blocked_networks = parse_networks(settings.security.blocked_networks)
     app.state.resolver = resolver or system_resolver
+    app.state.reloader = reloader
     return app

@@ -30,13 +30,18 @@ def problem(
     detail: str,
     *,
     problem_type: str = "about:blank",
+    title: str | None = None,
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response[bytes]:
-    """Build an `application/problem+json` response."""
+    """Build an `application/problem+json` response.
+
+    `title` defaults to the standard title of `status`; a problem with its
+    own `problem_type` passes its own title.
+    """
     body = {
         "type": problem_type,
-        "title": _TITLES.get(status, "Error"),
+        "title": title or _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         **extensions,

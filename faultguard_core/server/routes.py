@@ -7,11 +7,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
+from faultguard_core.breaker import BreakerSnapshot
+from faultguard_core.bulkhead import BulkheadRejectedError
 from faultguard_core.errors import (
     CircuitRejectedError,
     ConfigError,
@@ -21,9 +24,16 @@ from faultguard_core.errors import (
     UpstreamFailedError,
 )
 from faultguard_core.guard import Call, CallResult, Guard
+from faultguard_core.retry import UpstreamBusyError
 from faultguard_core.security import InvalidTargetError, check_target
 from faultguard_core.server.problems import problem
 from faultguard_core.server.schemas import BreakerView, ExecuteRequest, ExecuteResponse
+
+CONCURRENCY_LIMIT_PROBLEM = "urn:faultguard:problem:concurrency-limit"
+"""Problem type of a call rejected by the service's bulkhead or a full pool."""
+
+CLIENT_CLOSED_REQUEST = 499
+"""Status logged for a call whose client disconnected (nginx's convention)."""
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
@@ -109,22 +119,41 @@ async def execute(
         timeout=data.timeout,
     )
     try:
-        result = await guard.execute(call)
-    except CircuitRejectedError as exc:
-        retry_after = max(1, math.ceil(exc.retry_after))
+        result = await _execute_until_disconnect(request, guard, call)
+    except BulkheadRejectedError as exc:
         return problem(
             503,
             str(exc),
-            headers={"Retry-After": str(retry_after), "X-Faultguard-State": exc.state},
+            problem_type=CONCURRENCY_LIMIT_PROBLEM,
+            title="Concurrency limit reached",
+            headers={"X-Faultguard-State": exc.state},
+            service=exc.service,
+            state=exc.state,
+            attempts=exc.attempts,
+            limit=exc.limit,
+        )
+    except CircuitRejectedError as exc:
+        rejected_headers = {"X-Faultguard-State": exc.state}
+        # A forced-open breaker has no time until half-open (infinite).
+        if math.isfinite(exc.retry_after):
+            retry_after = max(1, math.ceil(exc.retry_after))
+            rejected_headers["Retry-After"] = str(retry_after)
+        return problem(
+            503,
+            str(exc),
+            headers=rejected_headers,
             service=exc.service,
             state=exc.state,
             attempts=exc.attempts,
         )
     except UpstreamFailedError as exc:
+        failed_headers = {"X-Faultguard-State": exc.state}
+        if isinstance(exc, UpstreamBusyError):
+            failed_headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return problem(
             502,
             str(exc),
-            headers={"X-Faultguard-State": exc.state},
+            headers=failed_headers,
             service=exc.service,
             state=exc.state,
             attempts=exc.attempts,
@@ -141,7 +170,45 @@ async def execute(
         )
     except ConfigError as exc:
         return problem(400, str(exc))
+    if result is None:
+        # Nobody reads this response: the client has already gone away.
+        return problem(CLIENT_CLOSED_REQUEST, "the client closed the connection")
     return _envelope(result)
+
+
+async def _execute_until_disconnect(
+    request: Request[Any, Any, Any], guard: Guard, call: Call
+) -> CallResult | None:
+    """Run `call`, cancelling it when the client disconnects.
+
+    Returns None if the client disconnected first. uvicorn does not cancel a
+    handler whose client went away, so a watcher task waits on the ASGI
+    receive channel, which yields `http.disconnect` once the request body has
+    been read and the connection closes.
+    """
+    result: CallResult | None = None
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_disconnect)
+        try:
+            result = await guard.execute(call)
+        except Exception as exc:
+            # Re-raised outside the task group, so no ExceptionGroup wraps it.
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+
+    if failure is not None:
+        raise failure
+    return result
 
 
 @get("/health", summary="Liveness")
@@ -162,11 +229,8 @@ async def ready(state: State) -> Response[bytes]:
     return Response(content=msgspec.json.encode(body), media_type="application/json")
 
 
-def _view(guard: Guard, name: str) -> BreakerView | None:
-    breaker = guard.breakers.find(name)
-    if breaker is None:
-        return None
-    snapshot = breaker.snapshot()
+def view_of(guard: Guard, snapshot: BreakerSnapshot) -> BreakerView:
+    """Return the API view of a breaker snapshot."""
     open_until = None
     if snapshot.open_remaining > 0:
         open_until = _rfc3339(guard.clock.wall() + snapshot.open_remaining)
@@ -177,15 +241,28 @@ def _view(guard: Guard, name: str) -> BreakerView | None:
         half_open_in_flight=snapshot.half_open_in_flight,
         open_remaining_seconds=round(snapshot.open_remaining, 3),
         open_until=open_until,
+        half_open_successes=snapshot.half_open_successes,
+        window_calls=snapshot.window_calls,
+        window_failures=snapshot.window_failures,
+        window_slow_calls=snapshot.window_slow_calls,
+        trips=snapshot.trips,
+        shadow_trips=snapshot.shadow_trips,
+        manual=snapshot.state.manual,
     )
+
+
+def _view(guard: Guard, name: str) -> BreakerView | None:
+    breaker = guard.breakers.find(name)
+    if breaker is None:
+        return None
+    return view_of(guard, breaker.snapshot())
 
 
 @get("/breakers", summary="Every breaker's state and counts")
 async def list_breakers(state: State) -> list[BreakerView]:
     """Return the breakers created so far, named by service or origin."""
     guard: Guard = state.guard
-    views = [_view(guard, snapshot.name) for snapshot in guard.breakers.snapshots()]
-    return [view for view in views if view is not None]
+    return [view_of(guard, snapshot) for snapshot in guard.breakers.snapshots()]
 
 
 @get("/breakers/{service:str}", summary="One breaker's state and counts")

@@ -43,3 +43,13 @@ class BreakerView(msgspec.Struct):
     half_open_in_flight: int
     open_remaining_seconds: float
     open_until: str | None
+    half_open_successes: int = 0
+    window_calls: int = 0
+    window_failures: int = 0
+    window_slow_calls: int = 0
+    trips: int = 0
+    """Openings since the breaker last closed; the next open period grows with it."""
+    shadow_trips: int = 0
+    """Trips a `metrics_only` breaker reported without opening."""
+    manual: bool = False
+    """True in a manual state (forced_open, forced_closed, disabled, metrics_only)."""

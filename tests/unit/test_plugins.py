@@ -600,7 +600,7 @@ HOOKSPECS = _hookspec_functions()
 
 
 def test_hookspecs_are_found() -> None:
-    assert len(HOOKSPECS) == 8
+    assert len(HOOKSPECS) == 11
 
 
 @pytest.mark.parametrize(
