@@ -16,13 +16,17 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 
 
+def install_first_party_plugins(session: nox.Session) -> None:
+    """Install each plugin under plugins/ exactly as a third-party one would be."""
+    for plugin in sorted(Path("plugins").glob("*/pyproject.toml")):
+        session.install("-e", str(plugin.parent))
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (unit, contract, server and end-to-end)."""
     session.install("-e", ".[test]")
-    # First-party plugins install exactly as third-party ones would.
-    for plugin in sorted(Path("plugins").glob("*/pyproject.toml")):
-        session.install("-e", str(plugin.parent))
+    install_first_party_plugins(session)
     session.run("pytest", *session.posargs)
 
 
@@ -45,4 +49,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure /execute against the upstream directly, with wrk, in one run."""
     session.install("-e", ".")
+    install_first_party_plugins(session)
     session.run("python", "bench/run.py", *session.posargs)
+    if not session.posargs:
+        session.run("python", "bench/storage.py")

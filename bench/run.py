@@ -162,6 +162,18 @@ SCENARIOS: dict[str, Scenario] = {
             through_faultguard=True,
             env={"FAULTGUARD_STORAGE__DURABILITY": "batched"},
         ),
+        # Transport cost: the same call through the faultguard-aiohttp plugin
+        # (plugins/faultguard-aiohttp, installed by `nox -s bench`) instead of
+        # the built-in httpx transport.
+        Scenario(
+            name="execute-aiohttp",
+            description="POST /execute, memory store, aiohttp transport plugin",
+            through_faultguard=True,
+            env={
+                "FAULTGUARD_STORAGE__BACKEND": "memory",
+                "FAULTGUARD_TRANSPORT__NAME": "aiohttp",
+            },
+        ),
     )
 }
 
