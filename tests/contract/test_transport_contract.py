@@ -123,6 +123,8 @@ async def test_reset_is_protocol_error(
         await transport.send(get(upstream, "/a"), timeout=5)
 
     assert caught.value.request_sent is True
+    # A fresh connection that breaks is one attempt: the request is not resent.
+    assert upstream.hits["/a"] == 1
 
 
 async def test_close_before_response_is_error(
