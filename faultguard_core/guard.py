@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from faultguard_core._headers import (
 from faultguard_core.backoff.base import BackoffFactory
 from faultguard_core.breaker import (
     BreakerEvent,
+    BreakerSnapshot,
     BreakerState,
     CallRejected,
     CircuitBreaker,
@@ -246,7 +247,7 @@ class Guard:
         )
         context = ExporterContext(
             service_name_limit=settings.metrics.max_services,
-            snapshots=guard.breakers.snapshots,
+            snapshots=guard.snapshots,
             host=settings.metrics.host,
             port=settings.metrics.port,
         )
@@ -497,7 +498,7 @@ class Guard:
             return "retries exhausted"
         if run.request_sent and not run.resendable:
             return "the method is not idempotent and the request may have arrived"
-        if run.breaker.state is BreakerState.OPEN:
+        if self._state(run.breaker) is BreakerState.OPEN:
             return "the circuit opened"
         return None
 
@@ -528,7 +529,7 @@ class Guard:
             body=response.body,
             attempts=run.attempts,
             service=run.service,
-            state=run.breaker.state,
+            state=self._state(run.breaker),
         )
 
     async def _give_up_failed(self, run: _CallRun, reason: str) -> CallResult:
@@ -553,7 +554,7 @@ class Guard:
             f" {run.last_error}",
             service=run.service,
             attempts=run.attempts,
-            state=run.breaker.state.value,
+            state=self._state(run.breaker).value,
             upstream_status=run.last_status,
         )
 
@@ -568,7 +569,7 @@ class Guard:
             " which ends past the call's deadline",
             service=run.service,
             attempts=run.attempts,
-            state=run.breaker.state.value,
+            state=self._state(run.breaker).value,
             upstream_status=run.last_status,
             retry_after=retry_after,
         )
@@ -583,7 +584,7 @@ class Guard:
             f"{error}; the upstream was not contacted",
             service=run.service,
             attempts=run.attempts,
-            state=run.breaker.state.value,
+            state=self._state(run.breaker).value,
             limit=self.settings.transport.max_connections,
         )
 
@@ -598,7 +599,7 @@ class Guard:
             " calls; the upstream was not contacted",
             service=service,
             attempts=0,
-            state=breaker.state.value,
+            state=self._state(breaker).value,
             limit=limit,
         )
 
@@ -610,10 +611,52 @@ class Guard:
         """
         shared = self.shared_breakers
         if shared is not None and shared.covers(breaker.name):
-            # NOTE: the local `breaker` does not mirror the shared state, so
-            # `breaker.state` (responses, GET /breakers) shows local state.
             return await shared.admit(breaker)
         return breaker.acquire()
+
+    def snapshots(self) -> list[BreakerSnapshot]:
+        """Return every breaker's snapshot, with the shared state where kept.
+
+        The metrics exporter reads this at scrape time. A shared breaker shows
+        the state this process last saw in the store; `snapshot` reads the
+        store itself.
+        """
+        views = []
+        for snapshot in self.breakers.snapshots():
+            breaker = self.breakers.find(snapshot.name)
+            if breaker is not None:
+                snapshot = replace(snapshot, state=self._state(breaker))
+            views.append(snapshot)
+        return views
+
+    async def snapshot(self, breaker: CircuitBreaker) -> BreakerSnapshot:
+        """Return the breaker's snapshot, read from the store if it keeps it."""
+        snapshot = breaker.snapshot()
+        shared = self.shared_breakers
+        if shared is None or not shared.covers(breaker.name):
+            return snapshot
+        record = await shared.read(breaker)
+        if record is None:
+            return snapshot
+        return replace(
+            snapshot,
+            state=BreakerState(record.state.value),
+            consecutive_failures=record.failures,
+            half_open_in_flight=record.probes_in_flight,
+            half_open_successes=record.probe_successes,
+            open_remaining=record.open_remaining,
+        )
+
+    def _state(self, breaker: CircuitBreaker) -> BreakerState:
+        """Return the breaker's state: the shared one if the store keeps it.
+
+        A shared breaker's state is the one this process last saw in the
+        store, so retries stop when another replica's failures opened it.
+        """
+        shared = self.shared_breakers
+        if shared is not None and shared.covers(breaker.name):
+            return shared.observed_state(breaker)
+        return breaker.state
 
     async def _record(
         self,
@@ -644,12 +687,12 @@ class Guard:
         )
         if fallback is not None:
             return fallback
+        state = self._state(run.breaker).value
         raise CircuitRejectedError(
-            f"circuit {run.service!r} is {run.breaker.state.value} and no fallback"
-            " is stored",
+            f"circuit {run.service!r} is {state} and no fallback is stored",
             service=run.service,
             attempts=run.attempts,
-            state=run.breaker.state.value,
+            state=self._state(run.breaker).value,
             retry_after=retry_after,
         )
 
@@ -665,7 +708,7 @@ class Guard:
             f"deadline passed after {run.attempts} attempt(s)",
             service=run.service,
             attempts=run.attempts,
-            state=run.breaker.state.value,
+            state=self._state(run.breaker).value,
         )
 
     async def _fallback(
@@ -699,7 +742,7 @@ class Guard:
             body=stored.body,
             attempts=attempts,
             service=service,
-            state=breaker.state,
+            state=self._state(breaker),
             stored_at=stored.stored_at,
             age_seconds=age,
         )

@@ -87,7 +87,7 @@ class MetricsSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Where fallback responses are kept.
+    """The fallback store backend and its limits.
 
     Extra keys are allowed so that a storage plugin can read its own settings
     (for example `storage.redis.url`) from this section.
@@ -118,7 +118,7 @@ class StorageSettings(_Section):
 
 
 class FallbackSettings(_Section):
-    """Which stored responses may be served as a fallback."""
+    """Limits on the stored responses that may be served as a fallback."""
 
     max_age: Duration = 86_400.0
 

@@ -31,8 +31,8 @@ def create_app(
     """Build the REST app for `settings`.
 
     The guard (plugins, store, transport, exporters) is built here unless one
-    is passed in; it is opened when the app starts and closed when it stops.
-    `resolver` replaces the system resolver used for target checks (tests).
+    is passed in. It is opened when the app starts and closed when it stops.
+    `resolver` replaces the system resolver of target checks, for tests.
     `reloader` enables `POST /admin/reload`, and `handle_sighup` also reloads
     on SIGHUP while the app runs.
     """

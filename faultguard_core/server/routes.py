@@ -219,7 +219,7 @@ async def health() -> dict[str, str]:
 
 @get("/ready", summary="Readiness: storage and plugins usable")
 async def ready(state: State) -> Response[bytes]:
-    """Return 200 when the fallback store answers, 503 with the reason when not."""
+    """Return 200 when the fallback store responds, else 503 with the reason."""
     guard: Guard = state.guard
     try:
         await guard.store.check()
@@ -251,24 +251,29 @@ def view_of(guard: Guard, snapshot: BreakerSnapshot) -> BreakerView:
     )
 
 
-def _view(guard: Guard, name: str) -> BreakerView | None:
+async def _view(guard: Guard, name: str) -> BreakerView | None:
     breaker = guard.breakers.find(name)
     if breaker is None:
         return None
-    return view_of(guard, breaker.snapshot())
+    return view_of(guard, await guard.snapshot(breaker))
 
 
 @get("/breakers", summary="Every breaker's state and counts")
 async def list_breakers(state: State) -> list[BreakerView]:
     """Return the breakers created so far, named by service or origin."""
     guard: Guard = state.guard
-    return [view_of(guard, snapshot) for snapshot in guard.breakers.snapshots()]
+    views = []
+    for name in [snapshot.name for snapshot in guard.breakers.snapshots()]:
+        view = await _view(guard, name)
+        if view is not None:
+            views.append(view)
+    return views
 
 
 @get("/breakers/{service:str}", summary="One breaker's state and counts")
 async def get_breaker(service: FromPath[str], state: State) -> Response[bytes]:
     """Return one breaker, or 404 if no call has created it yet."""
-    view = _view(state.guard, service)
+    view = await _view(state.guard, service)
     if view is None:
         return problem(404, f"no breaker named {service!r}")
     return Response(content=msgspec.json.encode(view), media_type="application/json")

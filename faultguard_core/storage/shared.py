@@ -34,6 +34,7 @@ from faultguard_core.clock import Clock
 from faultguard_core.errors import CircuitOpenError, StorageError
 from faultguard_core.storage.base import (
     BreakerPolicy,
+    BreakerRecord,
     BreakerStateStore,
     SharedBreakerState,
     SharedOutcome,
@@ -80,6 +81,7 @@ class SharedBreakers:
         self._degraded = False
         self._retry_at = 0.0
         self._local_breakers: dict[str, CircuitBreaker] = {}
+        self._observed: dict[str, SharedBreakerState] = {}
 
     @property
     def degraded(self) -> bool:
@@ -93,6 +95,37 @@ class SharedBreakers:
     async def close(self) -> None:
         """Close the store."""
         await self.store.close()
+
+    def observed_state(self, breaker: CircuitBreaker) -> BreakerState:
+        """Return the state this process last saw in the store for `breaker`.
+
+        Falls back to the local breaker's state while degraded, for a manual
+        state set on this process, or before the first store call.
+        """
+        local = breaker.state
+        stored = self._observed.get(breaker.name)
+        if stored is None or self.degraded or local.value not in _STORED_STATES:
+            return local
+        return BreakerState(stored.value)
+
+    async def read(self, breaker: CircuitBreaker) -> BreakerRecord | None:
+        """Read the breaker's current record from the store, or None.
+
+        None means the breaker is local, a manual state on this process wins,
+        or the store cannot be read now (the caller shows the local breaker).
+        """
+        policy = self._policy_of(breaker.name)
+        if policy is None or breaker.state.value not in _STORED_STATES:
+            return None
+        if not await self._usable():
+            return None
+        try:
+            record = await self._call(self.store.read(breaker.name, policy))
+        except (StorageError, TimeoutError) as exc:
+            self._degrade(exc)
+            return None
+        self._observed[breaker.name] = record.state
+        return record
 
     def covers(self, name: str) -> bool:
         """Return True when breaker `name` keeps its state in the store."""
@@ -119,6 +152,7 @@ class SharedBreakers:
             self._degrade(exc)
             return breaker.acquire()
 
+        self._observed[breaker.name] = admission.state
         if admission.previous is not None:
             self._emit(breaker.name, admission.previous, admission.state)
         if not admission.admitted:
@@ -154,6 +188,7 @@ class SharedBreakers:
         except (StorageError, TimeoutError) as exc:
             self._degrade(exc)
             return
+        self._observed[breaker.name] = result.state
         if result.previous is not None:
             self._emit(breaker.name, result.previous, result.state)
 

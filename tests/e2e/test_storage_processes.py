@@ -171,6 +171,8 @@ def test_storage_redis_breaker_shared(
     failures = [execute(first, f"k{n}", url).status_code for n in range(3)]
     hits_after_open = upstream.hits.total
     rejected = execute(second, "other", url)
+    origin = f"127.0.0.1:{upstream.port}"
+    seen_by_second = httpx.get(f"{second.url}/breakers/{origin}", timeout=10)
 
     time.sleep(1.2)
     upstream.script("/flaky", delay(0.8, ok(body={"ok": True})))
@@ -184,9 +186,10 @@ def test_storage_redis_breaker_shared(
 
     assert degraded == [{}, {}]
     assert failures == [502, 502, 502]
-    # NOTE: the `state` field shows the process's local breaker, which does
-    # not mirror the shared state, so only the rejection itself is checked.
     assert rejected.status_code == 503
+    assert rejected.json()["state"] == "open"
+    assert seen_by_second.json()["state"] == "open"
+    assert seen_by_second.json()["open_remaining_seconds"] > 0
     assert upstream.hits.total - hits_after_open == 2
     assert codes == [200, 200] + [503] * 14
 
