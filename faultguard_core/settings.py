@@ -307,6 +307,29 @@ class ServiceSettings(_Section):
     retry: dict[str, Any] = {}
     request: dict[str, Any] = {}
 
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from faultguard_core.security import InvalidTargetError, parse_target
+
+            try:
+                parse_target(value)
+            except InvalidTargetError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("request")
+    @classmethod
+    def _no_transport_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        shared = sorted({"max_response_bytes", "follow_redirects"} & set(value))
+        if shared:
+            raise ValueError(
+                f"request.{shared[0]} applies to the shared HTTP client, so set it"
+                " in the global [request] table, not per service"
+            )
+        return value
+
     @field_validator("breaker")
     @classmethod
     def _no_registry_keys(cls, value: dict[str, Any]) -> dict[str, Any]:

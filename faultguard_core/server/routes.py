@@ -25,9 +25,10 @@ from faultguard_core.errors import (
 )
 from faultguard_core.guard import Call, CallResult, Guard
 from faultguard_core.retry import UpstreamBusyError
-from faultguard_core.security import InvalidTargetError, check_target
+from faultguard_core.security import InvalidTargetError, check_target, parse_target
 from faultguard_core.server.problems import problem
 from faultguard_core.server.schemas import BreakerView, ExecuteRequest, ExecuteResponse
+from faultguard_core.settings import ServiceSettings
 
 CONCURRENCY_LIMIT_PROBLEM = "urn:faultguard:problem:concurrency-limit"
 """Problem type of a call rejected by the service's bulkhead or a full pool."""
@@ -76,6 +77,24 @@ def _invalid_headers(headers: dict[str, str]) -> str | None:
     return None
 
 
+def _service_url(service: ServiceSettings | None, url: str) -> str:
+    """Prefix a path-only `url` ("/users/42") with the service's base URL."""
+    if service is None or not service.url:
+        return url
+    if url.startswith("/") and not url.startswith("//"):
+        return service.url.rstrip("/") + url
+    return url
+
+
+def _allowed_hosts(service: ServiceSettings) -> list[str]:
+    """Return the hosts a service may call; empty means any host."""
+    if service.allowed_hosts:
+        return list(service.allowed_hosts)
+    if service.url:
+        return [parse_target(service.url).host]
+    return []
+
+
 @post("/execute", status_code=200, summary="Call an upstream URL through the guard")
 async def execute(
     request: Request[Any, Any, Any], data: JSONBody[ExecuteRequest], state: State
@@ -95,23 +114,26 @@ async def execute(
         return problem(
             400, f"unknown service {data.service!r}; configure it under [services]"
         )
+    service = settings.services.get(data.service) if data.service else None
+    url = _service_url(service, data.url)
     try:
-        target = await check_target(data.url, state.blocked_networks, state.resolver)
+        target = await check_target(url, state.blocked_networks, state.resolver)
     except InvalidTargetError as exc:
         return problem(400, str(exc))
     except TargetForbiddenError as exc:
         return problem(403, str(exc))
-    if data.service is not None:
-        allowed = settings.services[data.service].allowed_hosts
+    if service is not None:
+        allowed = _allowed_hosts(service)
         if allowed and target.host not in allowed:
             return problem(
                 403,
-                f"host {target.host!r} is not in services.{data.service}.allowed_hosts",
+                f"host {target.host!r} is not allowed for service {data.service!r}"
+                " (services.<name>.allowed_hosts, or the host of services.<name>.url)",
             )
 
     call = Call(
         key=data.key,
-        url=data.url,
+        url=url,
         method=data.method.upper(),
         headers=tuple(data.headers.items()),
         body=data.body.encode() if data.body is not None else None,

@@ -532,14 +532,28 @@ def test_services_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_services_env_parses_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     """Override tables are dicts, so env strings are parsed only at the merge."""
     monkeypatch.setenv("FAULTGUARD_SERVICES__PAYMENTS__RETRY__BASE_DELAY", "250ms")
-    monkeypatch.setenv(
-        "FAULTGUARD_SERVICES__PAYMENTS__REQUEST__FOLLOW_REDIRECTS", "true"
-    )
+    monkeypatch.setenv("FAULTGUARD_SERVICES__PAYMENTS__REQUEST__TIMEOUT", "1.5")
 
     policy = load_settings().policy_for("payments")
 
     assert policy.retry.base_delay == pytest.approx(0.25)
-    assert policy.request.follow_redirects is True
+    assert policy.request.timeout == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("key", ["max_response_bytes", "follow_redirects"])
+def test_service_transport_override_rejected(key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"services": {"pay": {"request": {key: 1}}}})
+
+    assert f"request.{key}" in str(caught.value)
+    assert "global [request]" in str(caught.value)
+
+
+def test_service_url_must_be_absolute() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"services": {"pay": {"url": "ftp://host/"}}})
+
+    assert "services.pay.url" in str(caught.value)
 
 
 def test_services_env_over_toml(
