@@ -33,7 +33,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check formatting and lint rules with ruff."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
 
