@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 from faultguard_core._headers import IDEMPOTENT_METHODS
@@ -87,6 +88,31 @@ class PoolTimeoutError(TransportError):
 
 class ResponseTooLargeError(TransportError):
     """The response body exceeded `request.max_response_bytes`."""
+
+
+async def read_body(
+    chunks: AsyncIterable[bytes], max_bytes: int, declared: int | None = None
+) -> bytes:
+    """Read a whole response body of at most `max_bytes` bytes.
+
+    Raises `ResponseTooLargeError` as soon as the declared `Content-Length`
+    or the bytes read so far exceed the limit, so an oversized body is never
+    buffered whole.
+    """
+    if declared is not None and declared > max_bytes:
+        raise ResponseTooLargeError(_too_large(max_bytes))
+    parts = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLargeError(_too_large(max_bytes))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"response body over request.max_response_bytes ({max_bytes} bytes)"
 
 
 class Transport(ABC):

@@ -13,13 +13,13 @@ from faultguard_core.bulkhead import Bulkhead
 from faultguard_core.settings import Settings
 from faultguard_core.transport.base import (
     PoolTimeoutError,
-    ResponseTooLargeError,
     Transport,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamRequest,
     UpstreamResponse,
     UpstreamTimeoutError,
+    read_body,
 )
 
 
@@ -153,31 +153,17 @@ class HttpxTransport(Transport):
             timeout=httpx.Timeout(timeout),
             extensions=extensions,
         ) as response:
-            declared = response.headers.get("content-length")
-            if (
-                declared is not None
-                and declared.isdigit()
-                and int(declared) > self._max_response_bytes
-            ):
-                raise ResponseTooLargeError(self._too_large_message())
-            chunks = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self._max_response_bytes:
-                    raise ResponseTooLargeError(self._too_large_message())
-                chunks.append(chunk)
+            declared = response.headers.get("content-length", "")
+            body = await read_body(
+                response.aiter_bytes(),
+                self._max_response_bytes,
+                int(declared) if declared.isdigit() else None,
+            )
             return UpstreamResponse(
                 status_code=response.status_code,
                 headers=tuple(response.headers.multi_items()),
-                body=b"".join(chunks),
+                body=body,
             )
-
-    def _too_large_message(self) -> str:
-        return (
-            f"response body over request.max_response_bytes"
-            f" ({self._max_response_bytes} bytes)"
-        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

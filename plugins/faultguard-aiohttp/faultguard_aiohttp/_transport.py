@@ -8,13 +8,13 @@ import anyio
 from faultguard_core.bulkhead import Bulkhead
 from faultguard_core.transport.base import (
     PoolTimeoutError,
-    ResponseTooLargeError,
     Transport,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamRequest,
     UpstreamResponse,
     UpstreamTimeoutError,
+    read_body,
 )
 
 _CHUNK_BYTES = 65_536
@@ -102,29 +102,16 @@ class AiohttpTransport(Transport):
             data=request.body,
             allow_redirects=self._follow_redirects,
         ) as response:
-            if (
-                response.content_length is not None
-                and response.content_length > self._max_response_bytes
-            ):
-                raise ResponseTooLargeError(self._too_large_message())
-            chunks = []
-            size = 0
-            async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-                size += len(chunk)
-                if size > self._max_response_bytes:
-                    raise ResponseTooLargeError(self._too_large_message())
-                chunks.append(chunk)
+            body = await read_body(
+                response.content.iter_chunked(_CHUNK_BYTES),
+                self._max_response_bytes,
+                response.content_length,
+            )
             return UpstreamResponse(
                 status_code=response.status,
                 headers=tuple(response.headers.items()),
-                body=b"".join(chunks),
+                body=body,
             )
-
-    def _too_large_message(self) -> str:
-        return (
-            "response body over request.max_response_bytes"
-            f" ({self._max_response_bytes} bytes)"
-        )
 
     async def aclose(self) -> None:
         if self._session is not None:
