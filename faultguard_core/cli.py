@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faultguard_core.errors import FaultguardError
+from faultguard_core.errors import ConfigError, FaultguardError
 from faultguard_core.logs import configure_logging
 from faultguard_core.settings import Settings, load_settings
 
@@ -99,6 +100,9 @@ def _serve(
     # a one-line error and exit status 2 here, not a traceback from uvicorn.
     guard = app.state.guard
     anyio.run(check_storage_opens, guard.store, guard.shared_breakers)
+    _check_can_listen("server", settings.server.host, settings.server.port)
+    if settings.metrics.port and "prometheus" in settings.metrics.exporters:
+        _check_can_listen("metrics", settings.metrics.host, settings.metrics.port)
     uvicorn.run(
         app,
         host=settings.server.host,
@@ -107,6 +111,31 @@ def _serve(
         access_log=False,
         server_header=False,
     )
+
+
+def _check_can_listen(section: str, host: str, port: int) -> None:
+    """Raise ConfigError naming the setting when `host:port` cannot be bound.
+
+    A busy port or an unknown host would otherwise surface as a traceback
+    from uvicorn or the metrics thread, with exit status 3.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"{section}.host = {host!r}: cannot resolve it ({exc.strerror});"
+            " use an IP address or a resolvable name"
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({section}.host, {section}.port):"
+                f" {exc.strerror}; stop the other process or choose another port"
+            ) from exc
 
 
 def _print_plugins(settings: Settings) -> None:

@@ -114,6 +114,19 @@ class CallResult:
     state: BreakerState
     stored_at: float | None = None
     age_seconds: float | None = None
+    fallback_reason: str | None = None
+    """Why a fallback was served: `upstream_failed`, `circuit_open`, `deadline`,
+    `bulkhead` or `pool_timeout`; None for upstream results."""
+
+
+_FALLBACK_OUTCOMES = {
+    "upstream_failed": "failure",
+    "circuit_open": "rejected",
+    "bulkhead": "rejected",
+    "pool_timeout": "rejected",
+    "deadline": "deadline",
+}
+"""The call outcome reported for each reason a fallback was served."""
 
 
 def origin_of(url: str) -> str:
@@ -745,6 +758,7 @@ class Guard:
             state=self._state(breaker),
             stored_at=stored.stored_at,
             age_seconds=age,
+            fallback_reason=reason,
         )
 
     async def _store(
@@ -769,7 +783,9 @@ class Guard:
         source: str
         if isinstance(result, CallResult):
             source = result.source
-            outcome = "success" if result.source == "upstream" else "failure"
+            outcome = "success"
+            if result.fallback_reason is not None:
+                outcome = _FALLBACK_OUTCOMES.get(result.fallback_reason, "failure")
             status = result.status_code
             attempts = result.attempts
         else:
@@ -810,7 +826,7 @@ class Guard:
 
 
 def _outcome_of(error: object) -> str:
-    if isinstance(error, CircuitRejectedError):
+    if isinstance(error, CircuitRejectedError | BulkheadRejectedError):
         return "rejected"
     if isinstance(error, DeadlineExceededError):
         return "deadline"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 
 from faultguard_core.errors import FaultguardError, TargetForbiddenError
 
@@ -82,8 +83,27 @@ def parse_target(url: str) -> Target:
         raise InvalidTargetError(
             f"invalid url port for host {parts.hostname!r}: {exc}"
         ) from None
+    if port == 0:
+        raise InvalidTargetError(
+            f"invalid url port 0 for host {parts.hostname!r}: use 1-65535"
+        )
+    # The transport parses the URL again with httpx, which rejects more
+    # (control characters, invalid IDNA labels, octal IPv4); reject those here
+    # as invalid input instead of letting them fail as an upstream error.
+    try:
+        # `host` decodes IDNA labels, which the constructor leaves for later.
+        httpx.URL(url).host  # noqa: B018
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise InvalidTargetError(
+            f"invalid url for host {parts.hostname!r}: {_without_url(exc, url)}"
+        ) from None
     default_port = 443 if scheme == "https" else 80
     return Target(scheme, parts.hostname, port or default_port)
+
+
+def _without_url(exc: Exception, url: str) -> str:
+    """Return the error message with the URL, which may carry secrets, removed."""
+    return str(exc).replace(url, "<url>")
 
 
 def _as_address(text: str) -> IPAddress | None:

@@ -275,8 +275,8 @@ class TransportSettings(_Section):
 class SecuritySettings(_Section):
     """Protection of the API and of the targets it may call."""
 
-    admin_token: str | None = None
-    blocked_networks: NameList = ["169.254.0.0/16", "fd00:ec2::254/128"]
+    admin_token: str | None = Field(None, min_length=1)
+    blocked_networks: NameList = ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"]
 
     @field_validator("blocked_networks")
     @classmethod
@@ -426,13 +426,20 @@ class Settings(BaseSettings):
         return self._policies[service]
 
 
+_SECRET_NAMES = frozenset({"admin_token", "password"})
+"""Setting names whose values never appear in error messages."""
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         message = error["msg"].removeprefix("Value error, ")
         where = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        if _SECRET_NAMES & {str(part) for part in error["loc"]}:
+            value = "***"
         if where:
-            parts.append(f"{where}={error.get('input')!r}: {message}")
+            parts.append(f"{where}={value!r}: {message}")
         else:
             parts.append(message)
     return "; ".join(parts)
@@ -471,6 +478,10 @@ def load_settings(
     model_config = dict(Settings.model_config)
     if path:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(
+                f"config file {str(path)!r} is a directory: name a TOML file"
+            )
         if not path.is_file():
             raise ConfigError(
                 f"config file {str(path)!r} not found: create it, or unset"
@@ -482,6 +493,15 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"config file {str(path)!r} is not valid TOML: {exc}"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {str(path)!r} is not valid TOML: TOML files are"
+                f" UTF-8, but byte {exc.start} is not ({exc.reason})"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(
+                f"config file {str(path)!r} cannot be read: {exc.strerror}"
             ) from exc
         model_config["toml_file"] = path
     _reject_unknown_env_sections()

@@ -27,4 +27,6 @@ async def main(url: str) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} URL")
     sys.exit(anyio.run(main, sys.argv[1]))

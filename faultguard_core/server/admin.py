@@ -112,7 +112,7 @@ def _breaker_for_admin(guard: Guard, name: str) -> CircuitBreaker | None:
     if name in guard.settings.services:
         policy = guard.settings.policy_for(name)
         return guard.breakers.get(name, policy.breaker, service=True)
-    if _ORIGIN.match(name):
+    if _ORIGIN.match(name) and 1 <= int(name.rsplit(":", 1)[1]) <= 65535:
         return guard.breakers.get(name, guard.settings.breaker)
     return None
 
@@ -131,6 +131,16 @@ async def _control(
             404,
             f"no breaker named {service!r}: name a configured service or an"
             " origin as host:port",
+        )
+    if guard.breakers.find(service) is not breaker:
+        # The registry was full of breakers it may not evict, so it handed out
+        # a breaker that it does not keep; a forced state on it would be lost.
+        return problem(
+            503,
+            f"breaker registry is full (breaker.max_breakers ="
+            f" {guard.settings.breaker.max_breakers}) and none of its breakers"
+            f" may be evicted, so {service!r} cannot be controlled; raise"
+            " breaker.max_breakers or reset breakers that are open",
         )
     actions = {
         "open": breaker.force_open,

@@ -16,6 +16,7 @@ from faultguard_core.server import admin, routes
 from faultguard_core.server.problems import (
     http_exception_handler,
     internal_error_handler,
+    nesting_error_handler,
 )
 from faultguard_core.settings import Settings
 
@@ -61,6 +62,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers={
             HTTPException: http_exception_handler,
+            RecursionError: nesting_error_handler,
             Exception: internal_error_handler,
         },
         openapi_config=OpenAPIConfig(

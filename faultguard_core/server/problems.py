@@ -78,3 +78,10 @@ def internal_error_handler(
         "request_failed", extra={"path": request.url.path}
     )
     return problem(500, "internal error; the server log has the details")
+
+
+def nesting_error_handler(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[bytes]:
+    """Answer a JSON body nested too deeply to decode with 400, not 500."""
+    return problem(400, "invalid JSON body: nested too deeply")

@@ -36,8 +36,13 @@ CONCURRENCY_LIMIT_PROBLEM = "urn:faultguard:problem:concurrency-limit"
 CLIENT_CLOSED_REQUEST = 499
 """Status logged for a call whose client disconnected (nginx's convention)."""
 
+_BODYLESS_STATUSES = frozenset({204, 304})
+"""Upstream statuses delivered without the JSON envelope (RFC 9110 6.4.1)."""
+
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+# A header value may contain visible ASCII, spaces and tabs. Other bytes either
+# break the HTTP framing (CR, LF, NUL, other controls) or cannot be encoded.
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")
 
 
 def _rfc3339(unix_time: float) -> str:
@@ -56,15 +61,20 @@ def _envelope(result: CallResult) -> Response[bytes]:
     if result.stored_at is not None:
         envelope.stored_at = _rfc3339(result.stored_at)
         envelope.age_seconds = round(result.age_seconds or 0.0, 3)
+    headers = {
+        "X-Faultguard-Source": result.source,
+        "X-Faultguard-Attempts": str(result.attempts),
+        "X-Faultguard-State": result.state.value,
+    }
+    if result.status_code in _BODYLESS_STATUSES:
+        # HTTP forbids a body with these statuses, so the facts travel in
+        # the X-Faultguard-* headers only.
+        return Response(content=b"", status_code=result.status_code, headers=headers)
     return Response(
         content=msgspec.json.encode(envelope),
         status_code=result.status_code,
         media_type="application/json",
-        headers={
-            "X-Faultguard-Source": result.source,
-            "X-Faultguard-Attempts": str(result.attempts),
-            "X-Faultguard-State": result.state.value,
-        },
+        headers=headers,
     )
 
 
@@ -73,7 +83,10 @@ def _invalid_headers(headers: dict[str, str]) -> str | None:
         if not _TOKEN.match(name):
             return f"invalid header name {name!r}"
         if _BAD_VALUE.search(value):
-            return f"invalid value of header {name!r}: control characters"
+            return (
+                f"invalid value of header {name!r}: only visible ASCII characters,"
+                " spaces and tabs are allowed"
+            )
     return None
 
 

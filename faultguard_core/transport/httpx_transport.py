@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,17 @@ from faultguard_core.transport.base import (
     UpstreamTimeoutError,
     read_body,
 )
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """Return a cookie jar that stores nothing.
+
+    The client is shared by every caller, so a cookie one upstream set for
+    one caller would otherwise be sent on other callers' requests.
+    """
+    return http.cookiejar.CookieJar(
+        policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+    )
 
 
 class HttpxTransport(Transport):
@@ -65,6 +77,7 @@ class HttpxTransport(Transport):
             follow_redirects=follow_redirects,
             # Environment proxies would send upstream calls elsewhere.
             trust_env=False,
+            cookies=_no_cookies(),
         )
         # Replays need a connection that is new for certain, so they use a
         # client that keeps no idle connections. They still hold a slot of
@@ -75,6 +88,7 @@ class HttpxTransport(Transport):
             ),
             follow_redirects=follow_redirects,
             trust_env=False,
+            cookies=_no_cookies(),
         )
         self.replays = 0
         """Requests resent on a new connection after a stale keep-alive one."""
@@ -123,6 +137,12 @@ class HttpxTransport(Transport):
             raise UpstreamProtocolError(f"connection broke: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise UpstreamProtocolError(f"transport failed: {exc!r}") from exc
+        except httpx.DecodingError as exc:
+            raise UpstreamProtocolError(
+                f"response body does not match its Content-Encoding: {exc}"
+            ) from exc
+        except httpx.RequestError as exc:
+            raise UpstreamProtocolError(f"request failed: {exc!r}") from exc
 
     async def _send_or_replay(
         self, request: UpstreamRequest, timeout: float

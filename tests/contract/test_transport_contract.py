@@ -204,3 +204,25 @@ async def test_cancelled_sends_leave_pool_usable(upstream: ScriptedUpstream) -> 
 
         assert response.status_code == 200
         await transport.aclose()
+
+
+async def test_cookies_never_stored(
+    transport: Transport, upstream: ScriptedUpstream
+) -> None:
+    # The transport is shared by every caller: a cookie set for one caller
+    # must not be sent on the next request.
+    upstream.script("/login", ok(headers={"Set-Cookie": "session=ALICE; Path=/"}))
+
+    await transport.send(get(upstream, "/login"), timeout=5)
+    await transport.send(get(upstream, "/other"), timeout=5)
+
+    assert "cookie" not in upstream.requests_for("/other")[0].headers
+
+
+async def test_bad_content_encoding_is_protocol_error(
+    transport: Transport, upstream: ScriptedUpstream
+) -> None:
+    upstream.script("/a", ok(body=b"not gzip", headers={"Content-Encoding": "gzip"}))
+
+    with pytest.raises(UpstreamProtocolError):
+        await transport.send(get(upstream, "/a"), timeout=5)

@@ -260,3 +260,40 @@ def test_reload_without_source_is_409(guard: Guard) -> None:
         answer = test_client.post("/admin/reload", headers=AUTH)
 
     assert answer.status_code == 409
+
+
+def test_admin_full_registry_gets_503(tmp_path: Path) -> None:
+    path = tmp_path / "full.toml"
+    path.write_text(
+        CONFIG.format(max_failures=5, token=TOKEN).replace(
+            "[breaker]\n", "[breaker]\nmax_breakers = 2\n"
+        )
+    )
+    settings = load_settings(path)
+    guard = Guard(
+        settings,
+        store=MemoryStore(),
+        transport=ScriptedTransport(response(200)),
+        backoff={"exponential": ExponentialBackoff},
+        clock=FakeClock(),
+    )
+    app = create_app(settings, guard, reloader=Reloader(path))
+
+    with TestClient(app) as client:
+        kept = [
+            client.post(f"/breakers/h{n}.test:80/open", headers=AUTH).status_code
+            for n in range(2)
+        ]
+        lost = client.post("/breakers/h9.test:80/open", headers=AUTH)
+
+    assert kept == [200, 200]
+    assert lost.status_code == 503
+    assert "breaker.max_breakers" in lost.json()["detail"]
+    assert guard.breakers.find("h9.test:80") is None
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1:0", "127.0.0.1:99999"])
+def test_admin_invalid_origin_port_gets_404(client: TestClient, name: str) -> None:
+    response = client.post(f"/breakers/{name}/open", headers=AUTH)
+
+    assert response.status_code == 404

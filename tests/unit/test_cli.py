@@ -8,6 +8,7 @@ binds a port.
 from __future__ import annotations
 
 import json
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,39 @@ def test_serve_options_override_env(
     assert uvicorn_calls[0]["port"] == 9002
     assert uvicorn_calls[0]["host"] == "::1"
     assert uvicorn_calls[0]["log_level"] == "error"
+
+
+@pytest.mark.parametrize("busy", ["server", "metrics"])
+def test_serve_busy_port_exits_2(
+    busy: str,
+    capsys: pytest.CaptureFixture[str],
+    uvicorn_calls: list[dict[str, Any]],
+) -> None:
+    with socket.socket() as taken, socket.socket() as spare:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        spare.bind(("127.0.0.1", 0))
+        busy_port = str(taken.getsockname()[1])
+        free_port = str(spare.getsockname()[1])
+        spare.close()
+        api_port, metrics_port = (
+            (busy_port, free_port) if busy == "server" else (free_port, busy_port)
+        )
+
+        status = main(
+            [
+                "serve",
+                "--port",
+                api_port,
+                "--metrics-port",
+                metrics_port,
+                "--storage-backend",
+                "memory",
+            ]
+        )
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert f"{busy}.port" in captured.err
+    assert busy_port in captured.err
+    assert uvicorn_calls == []

@@ -856,3 +856,19 @@ async def test_third_party_backoff_selected_by_name() -> None:
     assert result.attempts == 3
     assert clock.sleeps == [0.5, 0.5]
     assert host.backoff_strategies.names()["half-second"] == "third-party"
+
+
+async def test_fallback_outcome_names_its_reason() -> None:
+    transport = ScriptedTransport(response(200, b"good"))
+    guard, exporter = recorded_guard(
+        transport, breaker={"max_failures": 1}, retry={"max_retries": 0}
+    )
+    await guard.execute(Call(key="k", url=URL))
+    transport.script(response(503))
+
+    failed = await guard.execute(Call(key="k", url=URL))
+    rejected = await guard.execute(Call(key="k", url=URL))
+
+    assert failed.fallback_reason == "upstream_failed"
+    assert rejected.fallback_reason == "circuit_open"
+    assert exporter.outcomes == ["success", "failure", "rejected"]

@@ -630,3 +630,38 @@ def test_unknown_service_key_named(tmp_path: Path) -> None:
         load_settings(path)
 
     assert "services.payments.endpoint" in str(caught.value)
+
+
+def test_config_not_utf8_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[server]\nport = 8080\n# caf\xe9\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+
+    assert str(path) in str(caught.value)
+    assert "UTF-8" in str(caught.value)
+
+
+def test_config_directory_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+
+    assert "is a directory" in str(caught.value)
+
+
+def test_empty_admin_token_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAULTGUARD_SECURITY__ADMIN_TOKEN", "")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert "security.admin_token" in str(caught.value)
+
+
+def test_invalid_secret_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"security": {"admin_token": 12345}})
+
+    assert "12345" not in str(caught.value)
+    assert "***" in str(caught.value)

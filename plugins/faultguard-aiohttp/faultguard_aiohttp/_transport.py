@@ -58,6 +58,9 @@ class AiohttpTransport(Transport):
                 # Environment proxies would send upstream calls elsewhere.
                 trust_env=False,
                 auto_decompress=True,
+                # The session is shared by every caller, so cookies one caller
+                # received must never be sent on another caller's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent",),
             )
             # aiohttp resends an idempotent request once when the connection
