@@ -20,7 +20,8 @@ HOP_BY_HOP = frozenset(
 )
 """Headers that belong to one connection and are never forwarded (RFC 9110 7.6.1)."""
 
-_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+# `Expect: 100-continue` belongs to faultguard's own connection handling.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect"}
 
 _NOT_STORED = HOP_BY_HOP | {
     "content-length",
@@ -34,16 +35,26 @@ _NOT_STORED = HOP_BY_HOP | {
 """Headers never kept in a fallback entry: connection framing, encodings that
 no longer apply to the decoded body, and anything that carries credentials."""
 
-CREDENTIAL_HEADERS = ("authorization", "cookie")
+CREDENTIAL_HEADERS = ("authorization", "cookie", "x-api-key")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 def forwardable(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Drop hop-by-hop headers, `Host` and `Content-Length` from a request."""
-    return tuple(
-        (name, value) for name, value in headers if name.lower() not in _NOT_FORWARDED
-    )
+    """Drop hop-by-hop headers, `Host`, `Content-Length` and `Expect`.
+
+    Headers that the `Connection` header names are hop-by-hop too
+    (RFC 9110 7.6.1), so they are dropped as well.
+    """
+    pairs = list(headers)
+    nominated = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    dropped = _NOT_FORWARDED | nominated
+    return tuple((name, value) for name, value in pairs if name.lower() not in dropped)
 
 
 def storable(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -872,3 +872,29 @@ async def test_fallback_outcome_names_its_reason() -> None:
     assert failed.fallback_reason == "upstream_failed"
     assert rejected.fallback_reason == "circuit_open"
     assert exporter.outcomes == ["success", "failure", "rejected"]
+
+
+async def test_connection_nominated_headers_dropped() -> None:
+    transport = ScriptedTransport(response(200))
+    guard = make_guard(transport)
+    headers = (
+        ("Connection", "X-Hop, keep-alive"),
+        ("X-Hop", "1"),
+        ("Expect", "100-continue"),
+        ("X-Kept", "2"),
+    )
+
+    await guard.execute(Call(key="k", url=URL, headers=headers))
+
+    sent = dict(transport.requests[0][0].headers)
+    assert sent == {"X-Kept": "2"}
+
+
+async def test_fallback_separated_by_api_key() -> None:
+    transport = ScriptedTransport(response(200, b"alice"))
+    guard = make_guard(transport, retry={"max_retries": 0})
+    await guard.execute(Call(key="k", url=URL, headers=(("X-Api-Key", "alice"),)))
+    transport.script(response(503))
+
+    with pytest.raises(UpstreamFailedError):
+        await guard.execute(Call(key="k", url=URL, headers=(("X-Api-Key", "bob"),)))
