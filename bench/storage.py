@@ -5,7 +5,7 @@ guard and the upstream dominate. This script isolates the store: it runs
 `--tasks` concurrent tasks that each put (and then get) `--count` entries
 with 1 KiB bodies, in a temporary directory, and prints puts/s, gets/s and
 the p50/p99 latency of a put for `memory`, `sqlite` with `sync` durability
-and `sqlite` with `batched` durability.
+(with `synchronous` normal and full) and `sqlite` with `batched` durability.
 
 Usage (from the repository root):
 
@@ -38,6 +38,9 @@ def _builders(directory: Path) -> dict[str, Callable[[], FallbackStore]]:
     return {
         "memory": lambda: MemoryStore(max_entries=1_000_000),
         "sqlite-sync": lambda: SQLiteStore(directory / "sync.db", durability="sync"),
+        "sqlite-sync-full": lambda: SQLiteStore(
+            directory / "sync-full.db", durability="sync", synchronous="full"
+        ),
         "sqlite-batched": lambda: SQLiteStore(
             directory / "batched.db", durability="batched"
         ),

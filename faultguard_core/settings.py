@@ -102,6 +102,7 @@ class StorageSettings(_Section):
     max_entries: int = Field(100_000, ge=1)
     max_bytes: int = Field(268_435_456, ge=1)
     durability: Literal["sync", "batched"] = "sync"
+    synchronous: Literal["normal", "full"] = "normal"
     batch_interval: Duration = 0.05
     batch_max_pending: int = Field(10_000, ge=1)
     breaker_state: str = "local"

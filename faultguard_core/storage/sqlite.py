@@ -11,12 +11,14 @@ of failing with "database is locked".
 
 Durability (`storage.durability`):
 
-- `sync`: `put` returns after its transaction committed with
-  `synchronous = FULL`, so a stored entry survives a crash of the process
-  and of the machine.
+- `sync`: `put` returns after its transaction committed, so a stored entry
+  survives a crash of the process. With `synchronous = "full"` each commit
+  is also synced to disk and survives a crash of the machine; with the
+  default `"normal"` the last commits before a power loss can be lost, but
+  the file is never corrupted (SQLite's guarantee for WAL mode).
 - `batched`: `put` queues the entry and returns. A flusher thread commits
   the queue in one transaction every `batch_interval` seconds (group
-  commit, `synchronous = FULL`). A crash loses at most the entries queued
+  commit). A crash loses at most the entries queued
   in the last `batch_interval` seconds plus the time of one commit, and
   never more than `batch_max_pending` entries: a `put` that finds the queue
   full commits it before it returns. `close` commits the queue.
@@ -124,6 +126,7 @@ class SQLiteStore(FallbackStore):
         max_entries: int | None = None,
         max_age: float | None = None,
         durability: Durability = "sync",
+        synchronous: str = "normal",
         batch_interval: float = DEFAULT_BATCH_INTERVAL,
         batch_max_pending: int = DEFAULT_BATCH_MAX_PENDING,
         clock: Clock | None = None,
@@ -153,6 +156,9 @@ class SQLiteStore(FallbackStore):
         self.max_entries = max_entries
         self.max_age = max_age
         self.durability = durability
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be normal or full, got {synchronous!r}")
+        self.synchronous = synchronous
         self.batch_interval = batch_interval
         self.batch_max_pending = batch_max_pending
         self._clock = clock or SystemClock()
@@ -188,7 +194,7 @@ class SQLiteStore(FallbackStore):
                 self._connection = connect(
                     self.path,
                     busy_timeout=self.busy_timeout,
-                    synchronous="FULL",
+                    synchronous=self.synchronous.upper(),
                 )
                 return True
 
@@ -545,6 +551,7 @@ def _build(settings: Settings) -> SQLiteStore:
         max_entries=settings.storage.max_entries,
         max_age=max_age_of(settings),
         durability=settings.storage.durability,
+        synchronous=settings.storage.synchronous,
         batch_interval=settings.storage.batch_interval,
         batch_max_pending=settings.storage.batch_max_pending,
     )

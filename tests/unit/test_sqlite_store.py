@@ -315,3 +315,21 @@ def test_sqlite_hook_registers_factory(tmp_path: Path) -> None:
     assert store.path == tmp_path / "from-settings.db"
     assert store.busy_timeout == 2.5
     assert store.max_entry_bytes == 4096
+    assert store.synchronous == "normal"
+
+
+@pytest.mark.parametrize("mode", ["normal", "full"])
+def test_sqlite_synchronous_from_settings(tmp_path: Path, mode: str) -> None:
+    registered: dict[str, StorageFactory] = {}
+    settings = Settings(storage={"path": tmp_path / "s.db", "synchronous": mode})
+
+    sqlite_module.faultguard_register_storage_backends(registered.__setitem__)
+    store = registered["sqlite"](settings)
+
+    assert isinstance(store, SQLiteStore)
+    assert store.synchronous == mode
+
+
+def test_sqlite_invalid_synchronous_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous must be normal or full"):
+        SQLiteStore(tmp_path / "s.db", synchronous="off")
