@@ -35,6 +35,7 @@ from faultguard_core.breakers import BreakerRegistry
 from faultguard_core.bulkhead import BulkheadRejectedError
 from faultguard_core.clock import Clock, SystemClock
 from faultguard_core.errors import (
+    CallFailedError,
     CircuitOpenError,
     CircuitRejectedError,
     ConfigError,
@@ -557,48 +558,45 @@ class Guard:
         ):
             return self._upstream_result(run, response)
 
-        fallback = await self._fallback(
-            run.service, run.entry_key, run.attempts, run.breaker, "upstream_failed"
-        )
-        if fallback is not None:
-            return fallback
-        raise UpstreamFailedError(
-            f"upstream failed after {run.attempts} attempt(s), {reason}:"
-            f" {run.last_error}",
-            service=run.service,
-            attempts=run.attempts,
-            state=self._state(run.breaker).value,
-            upstream_status=run.last_status,
+        return await self._fallback_or_raise(
+            run,
+            "upstream_failed",
+            UpstreamFailedError(
+                f"upstream failed after {run.attempts} attempt(s), {reason}:"
+                f" {run.last_error}",
+                service=run.service,
+                attempts=run.attempts,
+                state=self._state(run.breaker).value,
+                upstream_status=run.last_status,
+            ),
         )
 
     async def _give_up_busy(self, run: _CallRun, retry_after: float) -> CallResult:
-        fallback = await self._fallback(
-            run.service, run.entry_key, run.attempts, run.breaker, "upstream_failed"
-        )
-        if fallback is not None:
-            return fallback
-        raise UpstreamBusyError(
-            f"upstream responded {run.last_status} with Retry-After {retry_after:g}s,"
-            " which ends past the call's deadline",
-            service=run.service,
-            attempts=run.attempts,
-            state=self._state(run.breaker).value,
-            upstream_status=run.last_status,
-            retry_after=retry_after,
+        return await self._fallback_or_raise(
+            run,
+            "upstream_failed",
+            UpstreamBusyError(
+                f"upstream responded {run.last_status} with Retry-After"
+                f" {retry_after:g}s, which ends past the call's deadline",
+                service=run.service,
+                attempts=run.attempts,
+                state=self._state(run.breaker).value,
+                upstream_status=run.last_status,
+                retry_after=retry_after,
+            ),
         )
 
     async def _give_up_pool(self, run: _CallRun, error: PoolTimeoutError) -> CallResult:
-        fallback = await self._fallback(
-            run.service, run.entry_key, run.attempts, run.breaker, "pool_timeout"
-        )
-        if fallback is not None:
-            return fallback
-        raise BulkheadRejectedError(
-            f"{error}; the upstream was not contacted",
-            service=run.service,
-            attempts=run.attempts,
-            state=self._state(run.breaker).value,
-            limit=self.settings.transport.max_connections,
+        return await self._fallback_or_raise(
+            run,
+            "pool_timeout",
+            BulkheadRejectedError(
+                f"{error}; the upstream was not contacted",
+                service=run.service,
+                attempts=run.attempts,
+                state=self._state(run.breaker).value,
+                limit=self.settings.transport.max_connections,
+            ),
         )
 
     async def _give_up_bulkhead(
@@ -695,34 +693,47 @@ class Guard:
             exporter.storage_degraded(role)
 
     async def _give_up_open(self, run: _CallRun, retry_after: float) -> CallResult:
-        fallback = await self._fallback(
-            run.service, run.entry_key, run.attempts, run.breaker, "circuit_open"
-        )
-        if fallback is not None:
-            return fallback
         state = self._state(run.breaker).value
-        raise CircuitRejectedError(
-            f"circuit {run.service!r} is {state} and no fallback is stored",
-            service=run.service,
-            attempts=run.attempts,
-            state=self._state(run.breaker).value,
-            retry_after=retry_after,
+        return await self._fallback_or_raise(
+            run,
+            "circuit_open",
+            CircuitRejectedError(
+                f"circuit {run.service!r} is {state} and no fallback is stored",
+                service=run.service,
+                attempts=run.attempts,
+                state=state,
+                retry_after=retry_after,
+            ),
         )
 
     async def _give_up_deadline(self, run: _CallRun) -> CallResult:
         for exporter in self.exporters:
             exporter.deadline_expired(run.service)
+        return await self._fallback_or_raise(
+            run,
+            "deadline",
+            DeadlineExceededError(
+                f"deadline passed after {run.attempts} attempt(s)",
+                service=run.service,
+                attempts=run.attempts,
+                state=self._state(run.breaker).value,
+            ),
+        )
+
+    async def _fallback_or_raise(
+        self, run: _CallRun, reason: str, error: CallFailedError
+    ) -> CallResult:
+        """Return the stored fallback for `run`, or raise `error` if there is none.
+
+        The state in `error` is read before the store lookup, as the caller
+        saw it when it gave up.
+        """
         fallback = await self._fallback(
-            run.service, run.entry_key, run.attempts, run.breaker, "deadline"
+            run.service, run.entry_key, run.attempts, run.breaker, reason
         )
         if fallback is not None:
             return fallback
-        raise DeadlineExceededError(
-            f"deadline passed after {run.attempts} attempt(s)",
-            service=run.service,
-            attempts=run.attempts,
-            state=self._state(run.breaker).value,
-        )
+        raise error
 
     async def _fallback(
         self,
