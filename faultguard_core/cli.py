@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--storage-path", help="SQLite file (storage.path)")
     serve.add_argument(
+        "--workers",
+        type=int,
+        help="number of server processes sharing the port, 1 to 64 (server.workers)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help="log level (server.log_level)",
@@ -73,6 +79,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "storage_backend": ("storage", "backend"),
         "storage_path": ("storage", "path"),
         "log_level": ("server", "log_level"),
+        "workers": ("server", "workers"),
     }
     overrides: dict[str, dict[str, Any]] = {}
     for option, (section, key) in mapping.items():
@@ -92,6 +99,15 @@ def _serve(
     from faultguard_core.server import create_app
     from faultguard_core.storage.wiring import check_storage_opens
 
+    if settings.server.workers > 1:
+        from faultguard_core.server.supervisor import serve_workers
+
+        serve_workers(settings, config_file, overrides)
+        return
+
+    # One process serves its own metrics; a variable left over from a
+    # multiprocess setup would make the exporter skip binding the port.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     configure_logging(settings.server.log_level)
     # A reload (SIGHUP or POST /admin/reload) reads the same file and options.
     reloader = Reloader(config_file, overrides)
@@ -100,9 +116,7 @@ def _serve(
     # a one-line error and exit status 2 here, not a traceback from uvicorn.
     guard = app.state.guard
     anyio.run(check_storage_opens, guard.store, guard.shared_breakers)
-    _check_can_listen("server", settings.server.host, settings.server.port)
-    if settings.metrics.port and "prometheus" in settings.metrics.exporters:
-        _check_can_listen("metrics", settings.metrics.host, settings.metrics.port)
+    check_listeners(settings)
     uvicorn.run(
         app,
         host=settings.server.host,
@@ -111,6 +125,13 @@ def _serve(
         access_log=False,
         server_header=False,
     )
+
+
+def check_listeners(settings: Settings) -> None:
+    """Raise ConfigError when the REST or the metrics port cannot be bound."""
+    _check_can_listen("server", settings.server.host, settings.server.port)
+    if settings.metrics.port and "prometheus" in settings.metrics.exporters:
+        _check_can_listen("metrics", settings.metrics.host, settings.metrics.port)
 
 
 def _check_can_listen(section: str, host: str, port: int) -> None:

@@ -75,6 +75,7 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    workers: int = Field(1, ge=1, le=64)
 
 
 class MetricsSettings(_Section):

@@ -3,10 +3,17 @@
 The five `circuit_breaker_*` metrics keep the names and the `service` label
 that existing dashboards use. Each app gets its own `CollectorRegistry`, so
 several apps in one process (tests, library users) never share counters.
+
+When `PROMETHEUS_MULTIPROC_DIR` is set (`faultguard serve` with
+`server.workers` above 1), prometheus_client writes every value to files in
+that directory, the parent process serves their sum, and the exporter binds
+no port. The state gauge then becomes a `mostrecent` gauge that each worker
+sets when the state it reads changes.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -14,6 +21,7 @@ from typing import Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     start_http_server,
@@ -44,6 +52,17 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
     30.0,
+)
+
+MULTIPROCESS_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+"""The variable that switches prometheus_client to shared value files."""
+
+STATE_POLL_INTERVAL = 1.0
+"""Seconds between two reads of the breaker states in multiprocess mode."""
+
+STATE_HELP = (
+    "Breaker state: 0 closed, 1 open, 2 half-open, 3 forced open,"
+    " 4 forced closed, 5 disabled, 6 metrics-only."
 )
 
 
@@ -88,10 +107,7 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily(
-            "circuit_breaker_state",
-            "Breaker state: 0 closed, 1 open, 2 half-open, 3 forced open,"
-            " 4 forced closed, 5 disabled, 6 metrics-only.",
-            labels=["service"],
+            "circuit_breaker_state", STATE_HELP, labels=["service"]
         )
         for snapshot in self._snapshots():
             if self._labels.admitted(snapshot.name):
@@ -112,8 +128,23 @@ class PrometheusExporter(MetricsExporter):
         self._initialized: set[str] = set()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.multiprocess = MULTIPROCESS_ENV_VAR in os.environ
+        self._state_values: dict[str, int] = {}
+        self._state_lock = threading.Lock()
+        self._poll_stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
-        self.registry.register(_StateCollector(context.snapshots, self._labels))
+        self.state: Gauge | None = None
+        if self.multiprocess:
+            self.state = Gauge(
+                "circuit_breaker_state",
+                STATE_HELP,
+                ["service"],
+                multiprocess_mode="mostrecent",
+                registry=self.registry,
+            )
+        else:
+            self.registry.register(_StateCollector(context.snapshots, self._labels))
         self.failures = Counter(
             "circuit_breaker_failures",
             "Failed upstream attempts.",
@@ -208,13 +239,53 @@ class PrometheusExporter(MetricsExporter):
         return label
 
     def start(self) -> None:
+        """Serve `/metrics`, or in multiprocess mode start the state poller.
+
+        In multiprocess mode the parent process serves the metrics port, so
+        nothing is bound here.
+        """
+        if self.multiprocess:
+            self._poll_stop.clear()
+            self._poller = threading.Thread(
+                target=self._poll_states, name="faultguard-state-gauge", daemon=True
+            )
+            self._poller.start()
+            return
         if self._context.port == 0:
             return
         self._server, self._thread = start_http_server(
             self._context.port, addr=self._context.host, registry=self.registry
         )
 
+    def _poll_states(self) -> None:
+        """Set the state gauge from the snapshots until `stop()`.
+
+        Reading the snapshots also applies due open-to-half-open transitions.
+        """
+        while not self._poll_stop.wait(STATE_POLL_INTERVAL):
+            for snapshot in self._context.snapshots():
+                self._set_state(snapshot.name, snapshot.state.gauge_value)
+
+    def _set_state(self, service: str, value: int) -> None:
+        """Set the gauge of `service` when its value differs from the last one set.
+
+        A `mostrecent` gauge shows the value with the newest timestamp across
+        the workers. Writing only changes keeps a worker that still reads an
+        old state from overwriting, every poll, a newer state set by another.
+        """
+        if self.state is None or not self._labels.admitted(service):
+            return
+        with self._state_lock:
+            if self._state_values.get(service) == value:
+                return
+            self._state_values[service] = value
+            self.state.labels(service).set(value)
+
     def stop(self) -> None:
+        if self._poller is not None:
+            self._poll_stop.set()
+            self._poller.join(timeout=5)
+            self._poller = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -255,6 +326,7 @@ class PrometheusExporter(MetricsExporter):
 
     def state_changed(self, change: StateChange) -> None:
         self.transitions.labels(self._service(change.name), change.new.value).inc()
+        self._set_state(change.name, change.new.gauge_value)
 
     def storage_degraded(self, role: str) -> None:
         self.storage_degradations.labels(role).inc()

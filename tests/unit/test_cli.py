@@ -8,6 +8,7 @@ binds a port.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import tomllib
 from pathlib import Path
@@ -327,6 +328,76 @@ def test_serve_missing_config_exits_2(
     assert status == 2
     assert str(missing) in capsys.readouterr().err
     assert uvicorn_calls == []
+
+
+def test_serve_zero_workers_option_rejected(
+    capsys: pytest.CaptureFixture[str], uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    status = main(["serve", "--workers", "0"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "server.workers" in captured.err
+    assert uvicorn_calls == []
+
+
+def test_serve_zero_workers_env_rejected(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    uvicorn_calls: list[dict[str, Any]],
+) -> None:
+    monkeypatch.setenv("FAULTGUARD_SERVER__WORKERS", "0")
+
+    status = main(["serve"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "server.workers" in captured.err
+    assert uvicorn_calls == []
+
+
+def test_serve_too_many_workers_rejected(
+    capsys: pytest.CaptureFixture[str], uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    status = main(["serve", "--workers", "65"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "server.workers" in captured.err
+    assert uvicorn_calls == []
+
+
+def test_serve_workers_hands_over_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def record(app: object, **kwargs: Any) -> None:
+        handed_over = json.loads(os.environ["_FAULTGUARD_SERVE_ARGS"])
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        seen.append(
+            {"app": app, **kwargs, "args": handed_over, "metrics_dir": metrics_dir}
+        )
+
+    monkeypatch.setattr(uvicorn, "run", record)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    options = ["--workers", "3", "--port", "0", "--metrics-port", "0"]
+    database = str(tmp_path / "fallback.db")
+
+    status = main(["serve", *options, "--storage-path", database])
+
+    assert status == 0
+    assert len(seen) == 1
+    call = seen[0]
+    assert call["app"] == "faultguard_core.server.worker:create_worker_app"
+    assert call["factory"] is True
+    assert call["workers"] == 3
+    assert call["args"]["config_file"] is None
+    assert call["args"]["overrides"]["server"]["workers"] == 3
+    assert call["args"]["overrides"]["storage"]["path"] == database
+    assert not Path(call["metrics_dir"]).exists()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    assert "_FAULTGUARD_SERVE_ARGS" not in os.environ
 
 
 def test_serve_non_integer_port_exits_2(
