@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import anyio
-
 from faultguard_core.clock import Clock, SystemClock
 from faultguard_core.errors import StorageError
+from faultguard_core.storage._outage import RECONNECT_INTERVAL, StoreOutage, bounded
 from faultguard_core.storage.base import EntryKey, FallbackStore, StoredResponse
 from faultguard_core.storage.memory import MemoryStore
 
-logger = logging.getLogger("faultguard")
-
 T = TypeVar("T")
 
-RECONNECT_INTERVAL = 1.0
-"""Seconds between attempts to reach a failed remote store."""
+__all__ = ["RECONNECT_INTERVAL", "DegradingFallbackStore"]
 
 
 class DegradingFallbackStore(FallbackStore):
@@ -48,15 +43,16 @@ class DegradingFallbackStore(FallbackStore):
         self.primary = primary
         self.local = local
         self.on_degraded = on_degraded
-        self._clock = clock or SystemClock()
-        self._degraded = False
-        self._retry_at = 0.0
+        # A lambda, because the guard sets `on_degraded` after construction.
+        self._outage = StoreOutage(
+            "fallback_store", clock or SystemClock(), lambda: self.on_degraded()
+        )
         self._opened = False
 
     @property
     def degraded(self) -> bool:
         """True while calls use the local memory store."""
-        return self._degraded
+        return self._outage.active
 
     async def open(self) -> None:
         """Open `primary`, or start degraded when it cannot be reached."""
@@ -126,44 +122,21 @@ class DegradingFallbackStore(FallbackStore):
         return None
 
     async def _usable(self) -> bool:
-        if not self._degraded:
-            return True
-        if self._clock.monotonic() < self._retry_at:
-            return False
+        return await self._outage.usable(self._resync)
 
-        # Set first, so calls that arrive during this attempt stay local.
-        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
-        try:
-            if not self._opened:
-                await self._call(self.primary.open())
-                self._opened = True
-            await self._call(self.primary.check())
-            for key, response in self.local.items():
-                await self._call(self.primary.put(key, response))
-        except (StorageError, TimeoutError) as exc:
-            logger.debug("fallback_store_still_down", extra={"error": str(exc)})
-            return False
-
+    async def _resync(self) -> dict[str, object]:
+        if not self._opened:
+            await self._call(self.primary.open())
+            self._opened = True
+        await self._call(self.primary.check())
+        for key, response in self.local.items():
+            await self._call(self.primary.put(key, response))
         resynced = len(self.local)
         await self.local.close()
-        self._degraded = False
-        logger.warning("fallback_store_recovered", extra={"resynced": resynced})
-        return True
+        return {"resynced": resynced}
 
     def _degrade(self, exc: BaseException) -> None:
-        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
-        if self._degraded:
-            return
-        self._degraded = True
-        logger.error(
-            "fallback_store_degraded",
-            extra={"error": str(exc) or type(exc).__name__},
-        )
-        self.on_degraded()
+        self._outage.fail(exc)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
-        timeout = self.primary.operation_timeout
-        if timeout is None:
-            return await awaitable
-        with anyio.fail_after(timeout):
-            return await awaitable
+        return await bounded(awaitable, self.primary.operation_timeout)

@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import anyio
-
 from faultguard_core.breaker import (
     BreakerState,
     CircuitBreaker,
@@ -32,6 +30,7 @@ from faultguard_core.breaker import (
 )
 from faultguard_core.clock import Clock
 from faultguard_core.errors import CircuitOpenError, StorageError
+from faultguard_core.storage._outage import StoreOutage, bounded
 from faultguard_core.storage.base import (
     BreakerPolicy,
     BreakerRecord,
@@ -43,9 +42,6 @@ from faultguard_core.storage.base import (
 logger = logging.getLogger("faultguard")
 
 T = TypeVar("T")
-
-RECONNECT_INTERVAL = 1.0
-"""Seconds between attempts to reach a failed breaker state store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +72,15 @@ class SharedBreakers:
         self._policy_of = policy_of
         self._clock = clock
         self._on_change = on_change
-        self._on_degraded = on_degraded
         self._timeout = timeout
-        self._degraded = False
-        self._retry_at = 0.0
+        self._outage = StoreOutage("breaker_state_store", clock, on_degraded)
         self._local_breakers: dict[str, CircuitBreaker] = {}
         self._observed: dict[str, SharedBreakerState] = {}
 
     @property
     def degraded(self) -> bool:
         """True while calls use the local breakers because the store failed."""
-        return self._degraded
+        return self._outage.active
 
     async def open(self) -> None:
         """Open the store; raises `StorageError` when it cannot be used at all."""
@@ -194,23 +188,11 @@ class SharedBreakers:
 
     async def _usable(self) -> bool:
         """Return True when the store may be called; resynchronise after an outage."""
-        if not self._degraded:
-            return True
-        if self._clock.monotonic() < self._retry_at:
-            return False
+        return await self._outage.usable(self._resync)
 
-        # Set first, so calls that arrive during this attempt stay local.
-        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
-        try:
-            await self._call(self.store.check())
-            await self._publish_local_opens(list(self._local_breakers.values()))
-        except (StorageError, TimeoutError) as exc:
-            logger.debug("breaker_state_store_still_down", extra={"error": str(exc)})
-            return False
-
-        self._degraded = False
-        logger.warning("breaker_state_store_recovered")
-        return True
+    async def _resync(self) -> None:
+        await self._call(self.store.check())
+        await self._publish_local_opens(list(self._local_breakers.values()))
 
     async def _publish_local_opens(self, breakers: Iterable[CircuitBreaker]) -> None:
         for breaker in breakers:
@@ -223,22 +205,11 @@ class SharedBreakers:
             )
 
     def _degrade(self, exc: BaseException) -> None:
-        self._retry_at = self._clock.monotonic() + RECONNECT_INTERVAL
-        if self._degraded:
-            return
-        self._degraded = True
-        logger.error(
-            "breaker_state_store_degraded",
-            extra={"error": str(exc) or type(exc).__name__},
-        )
-        self._on_degraded()
+        self._outage.fail(exc)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         """Await one store call, raising `TimeoutError` after `timeout` seconds."""
-        if self._timeout is None:
-            return await awaitable
-        with anyio.fail_after(self._timeout):
-            return await awaitable
+        return await bounded(awaitable, self._timeout)
 
     def _emit(
         self, name: str, old: SharedBreakerState, new: SharedBreakerState
