@@ -25,7 +25,7 @@ RECONNECT_INTERVAL = 1.0
 
 
 class StoreOutage:
-    """Whether a store is failing, and when to try it again.
+    """The outage state of one store: whether it fails, and when to retry it.
 
     `role` names the log events (`<role>_degraded`, `<role>_still_down`,
     `<role>_recovered`). `on_degraded` is called once at the start of each
@@ -58,8 +58,8 @@ class StoreOutage:
     ) -> bool:
         """Return True when the store may be called.
 
-        During an outage, at most once per `RECONNECT_INTERVAL`, `resync`
-        copies the local state back to the store; the outage ends when it
+        During an outage, `resync` runs at most once per `RECONNECT_INTERVAL`
+        to copy the local state back to the store. The outage ends when it
         returns, and the fields it returns are logged with the recovery.
         """
         if not self.active:
