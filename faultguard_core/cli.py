@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from faultguard_core.logs import configure_logging
 from faultguard_core.settings import Settings, load_settings
 
 _SECRET_KEYS = frozenset({"admin_token", "password"})
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +191,9 @@ def _public_dump(settings: Settings) -> dict[str, Any]:
                 key: ("***" if key in _SECRET_KEYS and value else mask(value))
                 for key, value in node.items()
             }
+        if isinstance(node, str):
+            # A password in a URL's user info (redis://:secret@host/0).
+            return _URL_PASSWORD.sub(r"\1***@", node)
         return node
 
     result: dict[str, Any] = mask(data)

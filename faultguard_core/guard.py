@@ -640,6 +640,21 @@ class Guard:
             views.append(snapshot)
         return views
 
+    async def refresh_shared_states(self) -> None:
+        """Read the state of every shared breaker of this process from the store.
+
+        Another process can open a shared breaker while this one sends no
+        calls through it; without a refresh, this process's responses and
+        state gauge would show the state it saw last.
+        """
+        shared = self.shared_breakers
+        if shared is None:
+            return
+        for name in [snapshot.name for snapshot in self.breakers.snapshots()]:
+            breaker = self.breakers.find(name)
+            if breaker is not None and shared.covers(name):
+                await shared.read(breaker)
+
     async def snapshot(self, breaker: CircuitBreaker) -> BreakerSnapshot:
         """Return the breaker's snapshot, read from the store if it keeps it."""
         snapshot = breaker.snapshot()

@@ -9,6 +9,7 @@ unusual numeric form, or through a hostname that resolves to it.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -91,14 +92,36 @@ def parse_target(url: str) -> Target:
     # (control characters, invalid IDNA labels, octal IPv4); reject those here
     # as invalid input instead of letting them fail as an upstream error.
     try:
+        parsed = httpx.URL(url)
         # `host` decodes IDNA labels, which the constructor leaves for later.
-        httpx.URL(url).host  # noqa: B018
+        parsed.host  # noqa: B018
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         raise InvalidTargetError(
             f"invalid url for host {parts.hostname!r}: {_without_url(exc, url)}"
         ) from None
+    ascii_host = parsed.raw_host.decode("ascii", errors="replace")
+    if _as_address(parts.hostname) is None and not _valid_host_name(ascii_host):
+        raise InvalidTargetError(
+            f"invalid host name {parts.hostname!r}: use letters, digits, '-' and"
+            " '_' in dot-separated labels of 1-63 characters"
+        )
     default_port = 443 if scheme == "https" else 80
     return Target(scheme, parts.hostname, port or default_port)
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def _valid_host_name(host: str) -> bool:
+    """Return True for a DNS name of valid labels (RFC 1123, plus `_`).
+
+    Underscores are accepted because internal names (container and service
+    discovery names) use them, although RFC 1123 host names do not.
+    """
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253:
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
 
 
 def _without_url(exc: Exception, url: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
+import anyio
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -19,6 +21,21 @@ from faultguard_core.server.problems import (
     nesting_error_handler,
 )
 from faultguard_core.settings import Settings
+
+logger = logging.getLogger("faultguard")
+
+SHARED_STATE_REFRESH_SECONDS = 1.0
+"""How often a process reads its shared breakers' states from the store."""
+
+
+async def _refresh_shared_states(guard: Guard) -> None:
+    while True:
+        try:
+            await guard.refresh_shared_states()
+        except Exception:
+            # A refresh is best effort: the next call reads the store anyway.
+            logger.exception("shared_state_refresh_failed")
+        await anyio.sleep(SHARED_STATE_REFRESH_SECONDS)
 
 
 def create_app(
@@ -41,7 +58,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with guard:
+        async with guard, anyio.create_task_group() as background:
+            if guard.shared_breakers is not None:
+                background.start_soon(_refresh_shared_states, guard)
             reloading = (
                 admin.sighup_reload(app.state)
                 if handle_sighup and reloader is not None
@@ -49,6 +68,7 @@ def create_app(
             )
             with reloading:
                 yield
+            background.cancel_scope.cancel()
 
     app = Litestar(
         route_handlers=[

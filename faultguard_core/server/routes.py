@@ -123,6 +123,10 @@ async def execute(
     header_error = _invalid_headers(data.headers)
     if header_error is not None:
         return problem(400, header_error)
+    if data.method.upper() == "CONNECT":
+        return problem(
+            400, "method CONNECT is not supported: it opens a tunnel, not a request"
+        )
     if data.service is not None and data.service not in settings.services:
         return problem(
             400, f"unknown service {data.service!r}; configure it under [services]"

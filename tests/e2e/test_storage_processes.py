@@ -194,6 +194,59 @@ def test_storage_redis_breaker_shared(
     assert codes == [200, 200] + [503] * 14
 
 
+def state_gauge(server: Server, origin: str) -> float | None:
+    text = httpx.get(server.metrics_url, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "circuit_breaker_state"
+                and sample.labels.get("service") == origin
+            ):
+                return float(sample.value)
+    return None
+
+
+def test_storage_redis_idle_replica_sees_open(
+    tmp_path: Path,
+    upstream: ScriptedUpstream,
+    servers: list[Server],
+    redis_prefix: str,
+) -> None:
+    env = redis_env(
+        SHARED_REDIS,
+        redis_prefix,
+        FAULTGUARD_STORAGE__BACKEND="memory",
+        FAULTGUARD_STORAGE__BREAKER_STATE="redis",
+        FAULTGUARD_STORAGE__REDIS__TIMEOUT="2s",
+        FAULTGUARD_BREAKER__MAX_FAILURES="2",
+        FAULTGUARD_BREAKER__OPEN_DURATION="60s",
+        FAULTGUARD_RETRY__MAX_RETRIES="0",
+    )
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = start_server(first_dir, env)
+    servers.append(first)
+    second = start_server(second_dir, env)
+    servers.append(second)
+    origin = f"127.0.0.1:{upstream.port}"
+    # The second server knows the breaker, then stays idle while the first
+    # server's failures open it.
+    assert execute(second, "warm", f"{upstream.url}/ok").status_code == 200
+    upstream.script("/down", status(500))
+    for n in range(2):
+        execute(first, f"k{n}", f"{upstream.url}/down")
+
+    deadline = time.monotonic() + 5
+    seen = state_gauge(second, origin)
+    while seen != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = state_gauge(second, origin)
+
+    assert state_gauge(first, origin) == 1
+    assert seen == 1
+
+
 def _start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     process = subprocess.Popen(

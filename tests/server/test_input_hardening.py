@@ -69,6 +69,10 @@ def test_rejected_header_leaves_breaker_closed(
         "http://127.0.0.1:{port}/a\x7f",
         "http://127.0.0.1:{port}/a\x00",
         "http://127.0.0.1:0/",
+        "http://exa mple/",
+        "http://a..b/",
+        "http://-x-/",
+        "http://a%20b/",
     ],
 )
 def test_url_the_transport_rejects_gets_400(
@@ -110,3 +114,15 @@ def test_bodyless_status_delivered_without_body(
     assert response.content == b""
     assert response.headers["x-faultguard-source"] == "upstream"
     assert response.headers["x-faultguard-attempts"] == "1"
+
+
+def test_connect_method_rejected(
+    client: TestClient, upstream: ScriptedUpstream
+) -> None:
+    response = client.post(
+        "/execute", json={"key": "k", "url": upstream.url, "method": "CONNECT"}
+    )
+
+    assert response.status_code == 400
+    assert "CONNECT" in response.json()["detail"]
+    assert upstream.hits.total == 0

@@ -464,3 +464,18 @@ def test_serve_busy_port_exits_2(
     assert f"{busy}.port" in captured.err
     assert busy_port in captured.err
     assert uvicorn_calls == []
+
+
+def test_show_masks_url_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "FAULTGUARD_STORAGE__REDIS__URL", "redis://user:pw-SECRET@127.0.0.1:6379/0"
+    )
+
+    status = main(["config", "show"])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "pw-SECRET" not in output
+    assert "redis://user:***@127.0.0.1:6379/0" in output
