@@ -141,12 +141,10 @@ def test_storage_kill_keeps_committed_entries(
     assert set(acknowledged) - stored == set()
 
 
-def test_storage_redis_breaker_shared(
-    tmp_path: Path,
-    upstream: ScriptedUpstream,
-    servers: list[Server],
-    redis_prefix: str,
-) -> None:
+def start_shared_breaker_pair(
+    tmp_path: Path, servers: list[Server], redis_prefix: str, **settings: str
+) -> tuple[Server, Server]:
+    """Start two servers that keep breaker state in the shared Redis."""
     env = redis_env(
         SHARED_REDIS,
         redis_prefix,
@@ -154,17 +152,32 @@ def test_storage_redis_breaker_shared(
         FAULTGUARD_STORAGE__BREAKER_STATE="redis",
         # Generous, so a loaded test machine does not degrade to local breakers.
         FAULTGUARD_STORAGE__REDIS__TIMEOUT="2s",
+        **settings,
+    )
+    pair = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        server = start_server(directory, env)
+        servers.append(server)
+        pair.append(server)
+    return pair[0], pair[1]
+
+
+def test_storage_redis_breaker_shared(
+    tmp_path: Path,
+    upstream: ScriptedUpstream,
+    servers: list[Server],
+    redis_prefix: str,
+) -> None:
+    first, second = start_shared_breaker_pair(
+        tmp_path,
+        servers,
+        redis_prefix,
         FAULTGUARD_BREAKER__MAX_FAILURES="3",
         FAULTGUARD_BREAKER__OPEN_DURATION="1s",
         FAULTGUARD_BREAKER__HALF_OPEN_MAX_CALLS="2",
     )
-    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
-    first_dir.mkdir()
-    second_dir.mkdir()
-    first = start_server(first_dir, env)
-    servers.append(first)
-    second = start_server(second_dir, env)
-    servers.append(second)
     url = f"{upstream.url}/flaky"
     upstream.script("/flaky", status(500))
 
@@ -212,23 +225,14 @@ def test_storage_redis_idle_replica_sees_open(
     servers: list[Server],
     redis_prefix: str,
 ) -> None:
-    env = redis_env(
-        SHARED_REDIS,
+    first, second = start_shared_breaker_pair(
+        tmp_path,
+        servers,
         redis_prefix,
-        FAULTGUARD_STORAGE__BACKEND="memory",
-        FAULTGUARD_STORAGE__BREAKER_STATE="redis",
-        FAULTGUARD_STORAGE__REDIS__TIMEOUT="2s",
         FAULTGUARD_BREAKER__MAX_FAILURES="2",
         FAULTGUARD_BREAKER__OPEN_DURATION="60s",
         FAULTGUARD_RETRY__MAX_RETRIES="0",
     )
-    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
-    first_dir.mkdir()
-    second_dir.mkdir()
-    first = start_server(first_dir, env)
-    servers.append(first)
-    second = start_server(second_dir, env)
-    servers.append(second)
     origin = f"127.0.0.1:{upstream.port}"
     # The second server knows the breaker, then stays idle while the first
     # server's failures open it.
