@@ -3,7 +3,7 @@ excluded for a breaker.
 
 Defaults: connect errors, timeouts, broken connections, oversized responses,
 every 5xx, 408 and 429 are failures. Every other status is a success, because
-the upstream answered. Client cancellation and `PoolTimeoutError` (faultguard's
+the upstream responded. Client cancellation and `PoolTimeoutError` (faultguard's
 own connection pool was full, so nothing reached the upstream) are always
 excluded.
 

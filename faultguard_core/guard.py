@@ -1,7 +1,7 @@
 """The guard: one upstream call through breaker, retries, timeouts and fallback.
 
 `Guard.execute(call)` returns a `CallResult` (from the upstream or from the
-fallback store) or raises a `CallFailedError` subclass that says why nothing
+fallback store) or raises a `CallFailedError` subclass that names why nothing
 could be delivered.
 """
 
@@ -456,7 +456,7 @@ class Guard:
             self._count_retry_sent(run)
             if isinstance(exc, UpstreamTimeoutError) and timeout < configured:
                 # The call's deadline cut this attempt short, so the timeout
-                # says nothing about the upstream's health.
+                # is no evidence about the upstream's health.
                 await self._record(
                     run.breaker, permit, Outcome.EXCLUDED, duration=duration
                 )
@@ -644,7 +644,7 @@ class Guard:
         """Read the state of every shared breaker of this process from the store.
 
         Another process can open a shared breaker while this one sends no
-        calls through it; without a refresh, this process's responses and
+        calls through it. Without a refresh, this process's responses and
         state gauge would show the state it saw last.
         """
         shared = self.shared_breakers

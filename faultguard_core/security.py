@@ -88,9 +88,9 @@ def parse_target(url: str) -> Target:
         raise InvalidTargetError(
             f"invalid url port 0 for host {parts.hostname!r}: use 1-65535"
         )
-    # The transport parses the URL again with httpx, which rejects more
-    # (control characters, invalid IDNA labels, octal IPv4); reject those here
-    # as invalid input instead of letting them fail as an upstream error.
+    # The transport parses the URL again with httpx, which rejects more:
+    # control characters, invalid IDNA labels and octal IPv4. Rejecting those
+    # here makes them invalid input instead of an upstream failure.
     try:
         parsed = httpx.URL(url)
         # `host` decodes IDNA labels, which the constructor leaves for later.

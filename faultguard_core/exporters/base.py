@@ -66,7 +66,7 @@ class MetricsExporter:
         """
 
     def fallback_served(self, service: str, age_seconds: float) -> None:
-        """Count one call answered from the fallback store."""
+        """Count one call served from the fallback store."""
 
     def state_changed(self, change: StateChange) -> None:
         """Record one breaker transition."""

@@ -71,7 +71,7 @@ def http_exception_handler(
 def internal_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[bytes]:
-    """Answer an unexpected error with a problem that leaks no internals."""
+    """Return a 500 problem that leaks no internals for an unexpected error."""
     import logging
 
     logging.getLogger("faultguard").exception(
@@ -83,5 +83,5 @@ def internal_error_handler(
 def nesting_error_handler(
     request: Request[Any, Any, Any], exc: RecursionError
 ) -> Response[bytes]:
-    """Answer a JSON body nested too deeply to decode with 400, not 500."""
+    """Return 400, not 500, for a JSON body nested too deeply to decode."""
     return problem(400, "invalid JSON body: nested too deeply")

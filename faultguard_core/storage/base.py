@@ -177,7 +177,7 @@ class BreakerRecord:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The answer of `BreakerStateStore.acquire`.
+    """The result of `BreakerStateStore.acquire`.
 
     When `admitted` is False, `retry_after` is the number of seconds until
     the breaker admits a probe (0.0 when it is half-open with every probe

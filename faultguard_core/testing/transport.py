@@ -1,6 +1,6 @@
 """A scripted transport for tests that must not open sockets.
 
-`ScriptedTransport` answers each request with the next step of a script, so
+`ScriptedTransport` responds to each request with the next step of a script, so
 retry and fallback logic can be tested with a `FakeClock` and no network. A
 step that is an exception instance is raised; a step that is `HANG` waits
 until the attempt is cancelled.
@@ -20,7 +20,7 @@ from faultguard_core.transport.base import (
 )
 
 HANG = object()
-"""A script step that never answers; the attempt waits until cancelled."""
+"""A script step that never responds; the attempt waits until cancelled."""
 
 Step = UpstreamResponse | BaseException | object
 

@@ -14,7 +14,7 @@ from faultguard_core.errors import FaultguardError
 class UpstreamRequest:
     """One request to send upstream; hop-by-hop headers are already removed.
 
-    `replay_safe` tells the transport whether the request may reach the
+    `replay_safe` states whether the request may reach the
     upstream twice. A transport uses it only to resend a request once on a
     fresh connection when a reused keep-alive connection turns out to be
     closed before any response byte arrived. None means "decide by the
@@ -54,7 +54,7 @@ class UpstreamResponse:
 class TransportError(FaultguardError):
     """An attempt produced no complete response.
 
-    `request_sent` is False only when the transport knows that no byte of the
+    `request_sent` is False only when the transport is certain that no byte of the
     request reached the upstream (a refused connection), which makes even a
     non-idempotent request safe to retry.
     """
